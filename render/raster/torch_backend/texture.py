@@ -1,0 +1,298 @@
+"""Pure-PyTorch filtered texture sampling with nvdiffrast's semantics.
+
+Texel (i, j) of a level of size H x W has its centre at uv = ((j + 0.5)/W, (i + 0.5)/H): u runs
+along the width, v along the height, row 0 at v = 0. Linear filtering blends the 2 x 2 texels
+around u*W - 0.5, v*H - 0.5. Mip levels are 2 x 2 box filters of the previous level (a side of 1
+stays 1); the level of detail is isotropic, from the major axis of the pixel footprint:
+``lod = 0.5 * log2(lambda_max(J^T J)) + bias`` with J the texel-space Jacobian of uv. Cube maps
+([6, S, S] faces +X, -X, +Y, -Y, +Z, -Z, OpenGL face orientation) are filtered across face edges:
+a tap that falls off a face is re-projected onto the adjacent face, and the missing texel at a
+cube corner is replaced by the mean of the three real ones.
+
+All of it is plain differentiable torch, so gradients reach the texture (and, through the box
+filters, the base level), uv, uv_da and the mip-level bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# (sc, tc, ma) = FACE_FRAMES[f] @ direction, OpenGL cube-map conventions; the inverse is the transpose.
+_FACE_FRAMES = (
+    ((0, 0, -1), (0, -1, 0), (1, 0, 0)),  # +X: sc = -z, tc = -y, ma = x
+    ((0, 0, 1), (0, -1, 0), (-1, 0, 0)),  # -X: sc = z, tc = -y, ma = -x
+    ((1, 0, 0), (0, 0, 1), (0, 1, 0)),  # +Y: sc = x, tc = z, ma = y
+    ((1, 0, 0), (0, 0, -1), (0, -1, 0)),  # -Y: sc = x, tc = -z, ma = -y
+    ((1, 0, 0), (0, -1, 0), (0, 0, 1)),  # +Z: sc = x, tc = -y, ma = z
+    ((-1, 0, 0), (0, -1, 0), (0, 0, -1)),  # -Z: sc = -x, tc = -y, ma = -z
+)
+
+
+@dataclass
+class TextureMip:
+    """A prebuilt mipmap stack: levels 1.. (the base level stays the ``tex`` argument)."""
+
+    levels: list[torch.Tensor]
+    cube: bool
+
+
+def mip_sizes(height: int, width: int, max_mip_level: int | None) -> list[tuple[int, int]]:
+    """Sizes of levels 0..N; raises ValueError when a level cannot be halved."""
+    sizes = [(height, width)]
+    while (height > 1 or width > 1) and (max_mip_level is None or len(sizes) - 1 < max_mip_level):
+        if (height > 1 and height % 2) or (width > 1 and width % 2):
+            raise ValueError(
+                f"tex: mip level {len(sizes) - 1} is {height}x{width} and cannot be halved by a 2x2 box "
+                f"filter; use power-of-two texture sizes or pass max_mip_level={len(sizes) - 1}"
+            )
+        height, width = max(1, height // 2), max(1, width // 2)
+        sizes.append((height, width))
+    return sizes
+
+
+def downsample(level: torch.Tensor) -> torch.Tensor:
+    """2 x 2 box filter of [B, F, h, w, C] (a side of 1 stays 1)."""
+    b, f, h, w, c = level.shape
+    if h > 1 and w > 1:
+        return level.reshape(b, f, h // 2, 2, w // 2, 2, c).mean((3, 5))
+    if h > 1:
+        return level.reshape(b, f, h // 2, 2, 1, c).mean(3)
+    return level.reshape(b, f, 1, w // 2, 2, c).mean(4)
+
+
+def build_mip_levels(tex: torch.Tensor, max_mip_level: int | None, cube: bool) -> list[torch.Tensor]:
+    """Levels 1.. of ``tex`` ([B, H, W, C] or [B, 6, S, S, C]) in the same layout as ``tex``."""
+    faces = tex if cube else tex[:, None]
+    levels = []
+    for _ in mip_sizes(faces.shape[2], faces.shape[3], max_mip_level)[1:]:
+        faces = downsample(faces)
+        levels.append(faces if cube else faces[:, 0])
+    return levels
+
+
+def texture_construct_mip(
+    tex: torch.Tensor, max_mip_level: int | None = None, cube_mode: bool = False
+) -> TextureMip:
+    """Prebuild the mipmap stack of a texture known to stay constant (no gradients flow through it)."""
+    with torch.no_grad():
+        return TextureMip(build_mip_levels(tex.detach(), max_mip_level, cube_mode), cube_mode)
+
+
+def texture(
+    tex: torch.Tensor,
+    uv: torch.Tensor,
+    uv_da: torch.Tensor | None,
+    mip_level_bias: torch.Tensor | None,
+    mip: TextureMip | list[torch.Tensor] | None,
+    filter_mode: str,
+    boundary_mode: str,
+    max_mip_level: int | None,
+) -> torch.Tensor:
+    """Sample ``tex`` at ``uv``; see :func:`render.raster.texture`. ``filter_mode`` is already resolved.
+
+    Args:
+        tex: [Bt, H, W, C] or, with boundary_mode 'cube', [Bt, 6, S, S, C]; Bt = 1 or B.
+        uv: [B, h, w, 2] (or [B, h, w, 3] cube directions).
+        uv_da: [B, h, w, 4] (or 6) pixel derivatives of uv, or None.
+        mip_level_bias: [B, h, w] or None.
+    Returns:
+        [B, h, w, C]
+    """
+    cube = boundary_mode == "cube"
+    faces = tex if cube else tex[:, None]  # [Bt, F, H, W, C]
+    mipmapped = filter_mode in ("linear-mipmap-nearest", "linear-mipmap-linear")
+    levels = [faces]
+    if mipmapped:
+        if mip is None:
+            extra = build_mip_levels(tex, max_mip_level, cube)
+        else:
+            extra = list(mip.levels if isinstance(mip, TextureMip) else mip)
+            if max_mip_level is not None:
+                extra = extra[:max_mip_level]
+        levels += [lvl if cube else lvl[:, None] for lvl in extra]
+    batch, out_h, out_w = uv.shape[:3]
+    count = batch * out_h * out_w
+    channels = tex.shape[-1]
+    coords = uv.reshape(count, -1)
+    pix_batch = torch.arange(batch, device=uv.device).repeat_interleave(out_h * out_w)
+    tex_batch = pix_batch if faces.shape[0] > 1 else torch.zeros_like(pix_batch)
+
+    if cube:
+        face, s, t, valid = _cube_coords(coords)
+    else:
+        face = torch.zeros(count, dtype=torch.long, device=uv.device)
+        s, t, valid = coords[:, 0], coords[:, 1], None
+    layout = _Layout(levels)
+
+    if not mipmapped:
+        out = _sample(layout, tex_batch, face, s, t, torch.zeros_like(face), filter_mode, boundary_mode)
+    else:
+        lod = _level_of_detail(coords, uv_da, mip_level_bias, levels[0], cube, face, count)
+        lod = lod.clamp(0, len(levels) - 1)
+        if filter_mode == "linear-mipmap-nearest":
+            lvl = torch.floor(lod.detach() + 0.5).long().clamp(max=len(levels) - 1)
+            out = _sample(layout, tex_batch, face, s, t, lvl, "linear", boundary_mode)
+        else:
+            lvl0 = torch.floor(lod.detach()).long().clamp(max=len(levels) - 1)
+            lvl1 = (lvl0 + 1).clamp(max=len(levels) - 1)
+            frac = (lod - lvl0.to(lod.dtype))[:, None]
+            out0 = _sample(layout, tex_batch, face, s, t, lvl0, "linear", boundary_mode)
+            out1 = _sample(layout, tex_batch, face, s, t, lvl1, "linear", boundary_mode)
+            out = out0 + frac * (out1 - out0)
+    if valid is not None:
+        out = torch.where(valid[:, None], out, torch.zeros_like(out))
+    return out.reshape(batch, out_h, out_w, channels)
+
+
+class _Layout:
+    """All mip levels of all faces flattened into one [Bt * total, C] buffer for single-gather lookups."""
+
+    def __init__(self, levels: list[torch.Tensor]):
+        base = levels[0]
+        device = base.device
+        self.batch = base.shape[0]
+        self.faces = base.shape[1]
+        flat = [lvl.reshape(self.batch, -1, base.shape[-1]) for lvl in levels]
+        self.total = sum(f.shape[1] for f in flat)
+        self.buffer = (flat[0] if len(flat) == 1 else torch.cat(flat, 1)).reshape(-1, base.shape[-1])
+        sizes = [(lvl.shape[2], lvl.shape[3]) for lvl in levels]
+        counts = [self.faces * h * w for h, w in sizes]
+        offsets = [sum(counts[:k]) for k in range(len(counts))]
+        self.heights = torch.tensor([h for h, _ in sizes], device=device)
+        self.widths = torch.tensor([w for _, w in sizes], device=device)
+        self.offsets = torch.tensor(offsets, device=device)
+
+
+def _sample(layout: _Layout, tex_batch, face, s, t, lvl, mode: str, boundary: str) -> torch.Tensor:
+    """Sample every pixel at its own level ``lvl`` [P]; returns [P, C]."""
+    h, w = layout.heights[lvl], layout.widths[lvl]
+    base = tex_batch * layout.total + layout.offsets[lvl]
+    if mode == "nearest":
+        xi = torch.floor(s.detach() * w).long()
+        yi = torch.floor(t.detach() * h).long()
+        xi, yi, ok = _resolve_boundary(xi, yi, w, h, boundary)
+        index = base + (face * h + yi) * w + xi
+        out = layout.buffer[index]
+        return out if ok is None else out * ok[:, None].to(out.dtype)
+    x = s * w.to(s.dtype) - 0.5
+    y = t * h.to(t.dtype) - 0.5
+    x0, y0 = torch.floor(x.detach()), torch.floor(y.detach())
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    xi = x0.long()[:, None] + torch.tensor([0, 1, 0, 1], device=s.device)
+    yi = y0.long()[:, None] + torch.tensor([0, 0, 1, 1], device=s.device)
+    w4, h4 = w[:, None].expand_as(xi), h[:, None].expand_as(yi)
+    face4 = face[:, None].expand_as(xi)
+    corner = None
+    if boundary == "cube":
+        face4, xi, yi, corner = _cube_wrap(face4, xi, yi, w4)
+        ok = None
+    else:
+        xi, yi, ok = _resolve_boundary(xi, yi, w4, h4, boundary)
+    vals = layout.buffer[base[:, None] + (face4 * h4 + yi) * w4 + xi]  # [P, 4, C]
+    if ok is not None:
+        vals = vals * ok[..., None].to(vals.dtype)
+    if corner is not None and bool(corner.any()):
+        kept = vals * (~corner)[..., None].to(vals.dtype)
+        vals = torch.where(corner[..., None], kept.sum(1, keepdim=True) / 3.0, vals)
+    weights = torch.cat(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), dim=1)  # [P, 4]
+    return (vals * weights[..., None].to(vals.dtype)).sum(1)
+
+
+def _resolve_boundary(xi, yi, w, h, boundary: str):
+    """Map tap indices into the texture; returns (xi, yi, in-range mask or None)."""
+    if boundary == "wrap":
+        return torch.remainder(xi, w), torch.remainder(yi, h), None
+    inside = None
+    if boundary == "zero":
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    # 'clamp' (and the cube's nearest lookups, whose s, t are already on the face)
+    xi = torch.minimum(torch.clamp(xi, min=0), w - 1)
+    yi = torch.minimum(torch.clamp(yi, min=0), h - 1)
+    return xi, yi, inside
+
+
+def _frames(device, dtype) -> torch.Tensor:
+    return torch.tensor(_FACE_FRAMES, device=device, dtype=dtype)  # [6, 3, 3]
+
+
+def _face_of(d: torch.Tensor) -> torch.Tensor:
+    """Cube face of directions d [..., 3] (ties resolved towards x, then y)."""
+    a = d.abs()
+    x_major = (a[..., 0] >= a[..., 1]) & (a[..., 0] >= a[..., 2])
+    y_major = ~x_major & (a[..., 1] >= a[..., 2])
+    axis = torch.where(x_major, 0, torch.where(y_major, 1, 2))
+    negative = torch.gather(d, -1, axis[..., None])[..., 0] < 0
+    return axis * 2 + negative.long()
+
+
+def _cube_coords(d: torch.Tensor):
+    """Face [P], face coordinates s, t in [0, 1] [P] and validity [P] of directions d [P, 3]."""
+    valid = (d.detach() != 0).any(-1) & torch.isfinite(d.detach()).all(-1)
+    face = _face_of(d.detach())
+    frame = _frames(d.device, d.dtype)[face]  # [P, 3, 3]
+    sc, tc, ma = (frame @ d[..., None])[..., 0].unbind(-1)
+    ma = torch.where(valid, ma, torch.ones_like(ma))
+    return face, 0.5 * (sc / ma + 1), 0.5 * (tc / ma + 1), valid
+
+
+def _cube_wrap(face, xi, yi, size):
+    """Move taps that fall off a face onto the adjacent face; returns (face, xi, yi, corner mask).
+
+    A tap off one axis is re-projected through the direction of its (virtual) texel centre. A tap
+    off both axes (a cube corner) has no texel: it is clamped here and replaced by the caller.
+    """
+    out_x = (xi < 0) | (xi >= size)
+    out_y = (yi < 0) | (yi >= size)
+    corner = out_x & out_y
+    sel = torch.nonzero(out_x ^ out_y, as_tuple=True)
+    face = face.clone()
+    new_x = torch.minimum(xi.clamp(min=0), size - 1)
+    new_y = torch.minimum(yi.clamp(min=0), size - 1)
+    if sel[0].numel() > 0:
+        sz = size[sel].to(torch.float64)
+        sc = (2 * xi[sel] + 1).to(torch.float64) / sz - 1
+        tc = (2 * yi[sel] + 1).to(torch.float64) / sz - 1
+        frames = _frames(xi.device, torch.float64)
+        local = torch.stack((sc, tc, torch.ones_like(sc)), -1)
+        d = (frames[face[sel]].transpose(-1, -2) @ local[..., None])[..., 0]  # texel-centre direction
+        target = _face_of(d)
+        nsc, ntc, nma = (frames[target] @ d[..., None])[..., 0].unbind(-1)
+        limit = size[sel] - 1
+        face[sel] = target
+        new_x[sel] = torch.minimum(torch.floor((nsc / nma + 1) * 0.5 * sz).long().clamp(min=0), limit)
+        new_y[sel] = torch.minimum(torch.floor((ntc / nma + 1) * 0.5 * sz).long().clamp(min=0), limit)
+    return face, new_x, new_y, corner
+
+
+def _level_of_detail(coords, uv_da, bias, base, cube: bool, face, count) -> torch.Tensor:
+    """Per-pixel mip level (before clamping) from uv_da and/or the bias; [P]."""
+    dtype = coords.dtype
+    lod = torch.zeros(count, dtype=dtype, device=coords.device)
+    if uv_da is not None:
+        da = uv_da.reshape(count, -1)
+        if cube:
+            frame = _frames(coords.device, dtype)[face]
+            sc, tc, ma = (frame @ coords[..., None])[..., 0].unbind(-1)
+            dx = (frame @ da[:, 0::2, None])[..., 0]  # d(sc, tc, ma)/dX, [P, 3]
+            dy = (frame @ da[:, 1::2, None])[..., 0]
+            ma = torch.where(ma == 0, torch.ones_like(ma), ma)
+            scale = 0.5 * base.shape[3]
+            dsdx = scale * (dx[:, 0] * ma - sc * dx[:, 2]) / (ma * ma)
+            dsdy = scale * (dy[:, 0] * ma - sc * dy[:, 2]) / (ma * ma)
+            dtdx = scale * (dx[:, 1] * ma - tc * dx[:, 2]) / (ma * ma)
+            dtdy = scale * (dy[:, 1] * ma - tc * dy[:, 2]) / (ma * ma)
+        else:
+            width, height = base.shape[3], base.shape[2]
+            dsdx, dsdy = da[:, 0] * width, da[:, 1] * width
+            dtdx, dtdy = da[:, 2] * height, da[:, 3] * height
+        a = dsdx * dsdx + dsdy * dsdy
+        c = dtdx * dtdx + dtdy * dtdy
+        b = dsdx * dtdx + dsdy * dtdy
+        disc = ((a - c) ** 2 + 4 * b * b).clamp(min=1e-30)
+        major = (0.5 * (a + c + torch.sqrt(disc))).clamp(min=1e-30)
+        lod = 0.5 * torch.log2(major)
+    if bias is not None:
+        lod = lod + bias.reshape(count).to(dtype)
+    return lod
