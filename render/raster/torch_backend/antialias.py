@@ -183,6 +183,7 @@ def _silhouette_pairs(rast, pos, tri, topology, axis: int):
     ax_k, ay_k = torch.gather(ax, 1, edge[:, None])[:, 0], torch.gather(ay, 1, edge[:, None])[:, 0]
     o_k = torch.gather(orient, 1, edge[:, None])[:, 0]
     e_opp = o_k * (ex_k * (dy - ay_k) - ey_k * (dx - ax_k))
-    silhouette = (opp < 0) | (opp_v[:, 3] <= 0) | (e_opp >= 0)
+    # A neighbour exactly on the edge line (degenerate, or seen exactly edge-on) is not a fold.
+    silhouette = (opp < 0) | (opp_v[:, 3] <= 0) | (e_opp > 0)
     keep = torch.nonzero(found & across & silhouette).squeeze(1)
     return front[keep], other[keep], tri_id[keep], edge[keep]
