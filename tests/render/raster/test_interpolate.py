@@ -83,7 +83,9 @@ def test_gradcheck(with_db):
 
     def run(attr_, uv_, db_):
         r = torch.cat((uv_, ident), -1)
-        out, da = R.interpolate(attr_, r, tri, db_ if with_db else None, "all" if with_db else None, backend="torch")
+        out, da = R.interpolate(
+            attr_, r, tri, db_ if with_db else None, "all" if with_db else None, backend="torch"
+        )
         return (out, da) if with_db else out
 
     assert torch.autograd.gradcheck(run, (attr, uv, db), eps=1e-6, atol=1e-6)

@@ -64,7 +64,9 @@ def test_mipmap_filters_match_numpy_trilinear(boundary):
     levels = _np_levels(tex[0].numpy(), 4)
     max_level = len(levels) - 1
     lin = R.texture(tex, uv, mip_level_bias=bias, filter_mode="linear-mipmap-linear", boundary_mode=boundary)
-    near = R.texture(tex, uv, mip_level_bias=bias, filter_mode="linear-mipmap-nearest", boundary_mode=boundary)
+    near = R.texture(
+        tex, uv, mip_level_bias=bias, filter_mode="linear-mipmap-nearest", boundary_mode=boundary
+    )
     for i in range(6):
         for j in range(5):
             u, v = uv[0, i, j].tolist()
@@ -73,7 +75,9 @@ def test_mipmap_filters_match_numpy_trilinear(boundary):
             a, b = np_bilinear(levels[lo], u, v, boundary), np_bilinear(levels[hi], u, v, boundary)
             np.testing.assert_allclose(lin[0, i, j].numpy(), a + (lod - lo) * (b - a), atol=1e-12)
             nearest_level = min(math.floor(lod + 0.5), max_level)
-            np.testing.assert_allclose(near[0, i, j].numpy(), np_bilinear(levels[nearest_level], u, v, boundary))
+            np.testing.assert_allclose(
+                near[0, i, j].numpy(), np_bilinear(levels[nearest_level], u, v, boundary)
+            )
 
 
 def test_level_of_detail_follows_the_footprint_major_axis():
@@ -82,16 +86,22 @@ def test_level_of_detail_follows_the_footprint_major_axis():
     uv = torch.rand(1, 4, 4, 2, dtype=torch.float64)
     # A rotated, anisotropic footprint: singular values 6 and 2 texels -> lod = log2(6).
     angle = 0.6
-    rot = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]], dtype=torch.float64)
+    rot = torch.tensor(
+        [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]], dtype=torch.float64
+    )
     jac = rot @ torch.diag(torch.tensor([6.0, 2.0], dtype=torch.float64))  # texel units, rows (s, t)
-    uv_da = torch.tensor([jac[0, 0] / 32, jac[0, 1] / 32, jac[1, 0] / 64, jac[1, 1] / 64], dtype=torch.float64)
+    uv_da = torch.tensor(
+        [jac[0, 0] / 32, jac[0, 1] / 32, jac[1, 0] / 64, jac[1, 1] / 64], dtype=torch.float64
+    )
     out = R.texture(tex, uv, uv_da.expand(1, 4, 4, 4).contiguous(), filter_mode="linear-mipmap-linear")
     bias = torch.full((1, 4, 4), math.log2(6.0), dtype=torch.float64)
     expected = R.texture(tex, uv, mip_level_bias=bias, filter_mode="linear-mipmap-linear")
     torch.testing.assert_close(out, expected)
     # Bias adds to the footprint level.
     out_b = R.texture(tex, uv, uv_da.expand(1, 4, 4, 4).contiguous(), torch.full_like(bias, -1.0))
-    expected_b = R.texture(tex, uv, mip_level_bias=bias * 0 + math.log2(3.0), filter_mode="linear-mipmap-linear")
+    expected_b = R.texture(
+        tex, uv, mip_level_bias=bias * 0 + math.log2(3.0), filter_mode="linear-mipmap-linear"
+    )
     torch.testing.assert_close(out_b, expected_b)
 
 
@@ -131,7 +141,9 @@ def test_cube_face_selection_and_interior_bilinear():
     size = 8
     cube = torch.rand(1, 6, size, size, 3, dtype=torch.float64)
     dirs = _random_directions(400, 0) * np.random.default_rng(1).uniform(0.5, 3, (400, 1))  # any length
-    out = R.texture(cube, torch.from_numpy(dirs).reshape(1, 20, 20, 3), boundary_mode="cube")[0].reshape(-1, 3)
+    out = R.texture(cube, torch.from_numpy(dirs).reshape(1, 20, 20, 3), boundary_mode="cube")[0].reshape(
+        -1, 3
+    )
     checked = 0
     for k, d in enumerate(dirs):
         face, s, t = np_cube_face(d)
