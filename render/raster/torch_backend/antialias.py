@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .interpolate import gather_vertex_values
+from .interpolate import gather_vertex_values, take_rows
 
 
 def construct_topology(tri: torch.Tensor) -> torch.Tensor:
@@ -110,7 +110,7 @@ def antialias(
     src = torch.where(beyond, front, other)
     alpha = torch.where(beyond, t - 0.5, 0.5 - t)
     flat = color.reshape(-1, channels)
-    delta = alpha[:, None].to(color.dtype) * (flat[src] - flat[dst])
+    delta = alpha[:, None].to(color.dtype) * (take_rows(flat, src) - take_rows(flat, dst))
     return flat.index_add(0, dst, delta).view(batch, height, width, channels)
 
 

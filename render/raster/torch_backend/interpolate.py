@@ -5,6 +5,15 @@ from __future__ import annotations
 import torch
 
 
+def take_rows(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``src[index]`` for ``src`` [N, C] and an integer ``index`` of any shape, as [*index.shape, C].
+
+    Uses ``index_select``, whose backward (index_add) is about twice as fast on CPU as that of
+    advanced indexing (an accumulating index_put).
+    """
+    return src.index_select(0, index.reshape(-1)).view(*index.shape, src.shape[-1])
+
+
 def covered_pixels(rast: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat indices of covered pixels [P] and their triangle ids [P] (0-based) from ``rast`` [B, H, W, 4]."""
     ident = rast.detach()[..., 3].reshape(-1).long()
@@ -25,10 +34,10 @@ def gather_vertex_values(
     """
     vidx = tri[tri_id].long()  # [P, 3]
     if values.dim() == 2:
-        return values[vidx]
+        return take_rows(values, vidx)
     if values.shape[0] == 1:
-        return values[0][vidx]
-    return values.reshape(-1, values.shape[-1])[vidx + (batch * values.shape[1])[:, None]]
+        return take_rows(values[0], vidx)
+    return take_rows(values.reshape(-1, values.shape[-1]), vidx + (batch * values.shape[1])[:, None])
 
 
 def interpolate(
@@ -56,7 +65,7 @@ def interpolate(
     pixel, tri_id = covered_pixels(rast)
     b = torch.div(pixel, height * width, rounding_mode="floor")
     a = gather_vertex_values(attr, tri, tri_id, b)  # [P, 3, C]
-    flat = rast.reshape(-1, 4)[pixel]
+    flat = take_rows(rast.reshape(-1, 4), pixel)
     u, v = flat[:, 0:1], flat[:, 1:2]
     d0, d1, a2 = a[:, 0] - a[:, 2], a[:, 1] - a[:, 2], a[:, 2]
     values = a2 + u * d0 + v * d1
@@ -66,7 +75,7 @@ def interpolate(
     if rast_db is None or not diff_attrs:
         return out, torch.zeros(batch, height, width, 0, dtype=dtype, device=attr.device)
     sel = torch.as_tensor(diff_attrs, dtype=torch.long, device=attr.device)
-    db = rast_db.reshape(-1, 4)[pixel]
+    db = take_rows(rast_db.reshape(-1, 4), pixel)
     du_dx, du_dy, dv_dx, dv_dy = (db[:, i : i + 1] for i in range(4))
     d0, d1 = d0[:, sel], d1[:, sel]
     da_dx = du_dx * d0 + dv_dx * d1

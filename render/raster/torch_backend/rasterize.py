@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from .interpolate import gather_vertex_values
+
 # Candidate-pixel budget per vectorized step; bounds peak memory at roughly 60 bytes per candidate.
 CANDIDATE_BUDGET = 1 << 22
 # Triangles per setup chunk.
@@ -266,11 +268,7 @@ def _shade_visible(pos, tri, keys, height, width, grad_db):
     rem = pixel - b * (height * width)
     py_i = torch.div(rem, width, rounding_mode="floor")
     px_i = rem - py_i * width
-    vidx = tri[tri_id]  # [P, 3]
-    if pos.dim() == 3:
-        verts = pos.reshape(-1, 4)[vidx + (b * pos.shape[1])[:, None]]
-    else:
-        verts = pos[vidx]  # [P, 3, 4]
+    verts = gather_vertex_values(pos, tri, tri_id, b)  # [P, 3, 4]
     px = ((2 * px_i + 1).to(dtype) / width - 1)[:, None]
     py = ((2 * py_i + 1).to(dtype) / height - 1)[:, None]
     x, y, z, w = verts.unbind(-1)  # [P, 3]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .interpolate import take_rows
+
 # (sc, tc, ma) = FACE_FRAMES[f] @ direction, OpenGL cube-map conventions; the inverse is the transpose.
 _FACE_FRAMES = (
     ((0, 0, -1), (0, -1, 0), (1, 0, 0)),  # +X: sc = -z, tc = -y, ma = x
@@ -174,43 +176,54 @@ def _sample(layout: _Layout, tex_batch, face, s, t, lvl, mode: str, boundary: st
         yi = torch.floor(t.detach() * h).long()
         xi, yi, ok = _resolve_boundary(xi, yi, w, h, boundary)
         index = base + (face * h + yi) * w + xi
-        out = layout.buffer[index]
+        out = take_rows(layout.buffer, index)
         return out if ok is None else out * ok[:, None].to(out.dtype)
     x = s * w.to(s.dtype) - 0.5
     y = t * h.to(t.dtype) - 0.5
     x0, y0 = torch.floor(x.detach()), torch.floor(y.detach())
     fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    xi = x0.long()[:, None] + torch.tensor([0, 1, 0, 1], device=s.device)
-    yi = y0.long()[:, None] + torch.tensor([0, 0, 1, 1], device=s.device)
-    w4, h4 = w[:, None].expand_as(xi), h[:, None].expand_as(yi)
-    face4 = face[:, None].expand_as(xi)
+    x0, y0 = x0.long(), y0.long()
     corner = None
     if boundary == "cube":
-        face4, xi, yi, corner = _cube_wrap(face4, xi, yi, w4)
+        xi = torch.stack((x0, x0 + 1, x0, x0 + 1), 1)
+        yi = torch.stack((y0, y0, y0 + 1, y0 + 1), 1)
+        w4 = w[:, None].expand_as(xi)
+        face4, xi, yi, corner = _cube_wrap(face[:, None].expand_as(xi), xi, yi, w4)
+        index = base[:, None] + (face4 * w4 + yi) * w4 + xi
         ok = None
     else:
-        xi, yi, ok = _resolve_boundary(xi, yi, w4, h4, boundary)
-    vals = layout.buffer[base[:, None] + (face4 * h4 + yi) * w4 + xi]  # [P, 4, C]
+        # Resolve the two columns and two rows once per pixel, then combine them into four taps.
+        cols, col_ok = _resolve_axis(torch.stack((x0, x0 + 1), 1), w[:, None], boundary)
+        rows, row_ok = _resolve_axis(torch.stack((y0, y0 + 1), 1), h[:, None], boundary)
+        row_start = base[:, None] + (face[:, None] * h[:, None] + rows) * w[:, None]  # [P, 2]
+        index = (row_start[:, :, None] + cols[:, None, :]).reshape(
+            -1, 4
+        )  # taps (x0,y0) (x1,y0) (x0,y1) (x1,y1)
+        ok = None if col_ok is None else (row_ok[:, :, None] & col_ok[:, None, :]).reshape(-1, 4)
+    vals = take_rows(layout.buffer, index)  # [P, 4, C]
     if ok is not None:
         vals = vals * ok[..., None].to(vals.dtype)
     if corner is not None and bool(corner.any()):
         kept = vals * (~corner)[..., None].to(vals.dtype)
         vals = torch.where(corner[..., None], kept.sum(1, keepdim=True) / 3.0, vals)
     weights = torch.cat(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), dim=1)  # [P, 4]
-    return (vals * weights[..., None].to(vals.dtype)).sum(1)
+    return torch.bmm(weights[:, None, :].to(vals.dtype), vals)[:, 0]
+
+
+def _resolve_axis(index, size, boundary: str):
+    """Map texel indices along one axis into [0, size); returns (index, in-range mask or None)."""
+    if boundary == "wrap":
+        return torch.remainder(index, size), None
+    inside = (index >= 0) & (index < size) if boundary == "zero" else None
+    # 'clamp' (and the cube's nearest lookups, whose s, t already lie on the face)
+    return torch.minimum(index.clamp(min=0), size - 1), inside
 
 
 def _resolve_boundary(xi, yi, w, h, boundary: str):
     """Map tap indices into the texture; returns (xi, yi, in-range mask or None)."""
-    if boundary == "wrap":
-        return torch.remainder(xi, w), torch.remainder(yi, h), None
-    inside = None
-    if boundary == "zero":
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-    # 'clamp' (and the cube's nearest lookups, whose s, t are already on the face)
-    xi = torch.minimum(torch.clamp(xi, min=0), w - 1)
-    yi = torch.minimum(torch.clamp(yi, min=0), h - 1)
-    return xi, yi, inside
+    xi, x_ok = _resolve_axis(xi, w, boundary)
+    yi, y_ok = _resolve_axis(yi, h, boundary)
+    return xi, yi, None if x_ok is None else x_ok & y_ok
 
 
 def _frames(device, dtype) -> torch.Tensor:
