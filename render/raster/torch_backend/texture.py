@@ -154,9 +154,8 @@ class _Layout:
     def __init__(self, levels: list[torch.Tensor]):
         base = levels[0]
         device = base.device
-        self.batch = base.shape[0]
         self.faces = base.shape[1]
-        flat = [lvl.reshape(self.batch, -1, base.shape[-1]) for lvl in levels]
+        flat = [lvl.reshape(base.shape[0], -1, base.shape[-1]) for lvl in levels]
         self.total = sum(f.shape[1] for f in flat)
         self.buffer = (flat[0] if len(flat) == 1 else torch.cat(flat, 1)).reshape(-1, base.shape[-1])
         sizes = [(lvl.shape[2], lvl.shape[3]) for lvl in levels]
@@ -196,9 +195,8 @@ def _sample(layout: _Layout, tex_batch, face, s, t, lvl, mode: str, boundary: st
         cols, col_ok = _resolve_axis(torch.stack((x0, x0 + 1), 1), w[:, None], boundary)
         rows, row_ok = _resolve_axis(torch.stack((y0, y0 + 1), 1), h[:, None], boundary)
         row_start = base[:, None] + (face[:, None] * h[:, None] + rows) * w[:, None]  # [P, 2]
-        index = (row_start[:, :, None] + cols[:, None, :]).reshape(
-            -1, 4
-        )  # taps (x0,y0) (x1,y0) (x0,y1) (x1,y1)
+        # Taps in the order (x0, y0), (x1, y0), (x0, y1), (x1, y1), matching the weights below.
+        index = (row_start[:, :, None] + cols[:, None, :]).reshape(-1, 4)
         ok = None if col_ok is None else (row_ok[:, :, None] & col_ok[:, None, :]).reshape(-1, 4)
     vals = take_rows(layout.buffer, index)  # [P, 4, C]
     if ok is not None:
