@@ -188,7 +188,7 @@ def _sample(layout: _Layout, tex_batch, face, s, t, lvl, mode: str, boundary: st
         yi = torch.stack((y0, y0, y0 + 1, y0 + 1), 1)
         w4 = w[:, None].expand_as(xi)
         face4, xi, yi, corner = _cube_wrap(face[:, None].expand_as(xi), xi, yi, w4)
-        index = base[:, None] + (face4 * w4 + yi) * w4 + xi
+        index = base[:, None] + (face4 * w4 + yi) * w4 + xi  # cube faces are square: height == width
         ok = None
     else:
         # Resolve the two columns and two rows once per pixel, then combine them into four taps.
