@@ -19,17 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .cube import cube_coords, face_coordinates, pad_faces
 from .interpolate import take_rows
-
-# (sc, tc, ma) = FACE_FRAMES[f] @ direction, OpenGL cube-map conventions; the inverse is the transpose.
-_FACE_FRAMES = (
-    ((0, 0, -1), (0, -1, 0), (1, 0, 0)),  # +X: sc = -z, tc = -y, ma = x
-    ((0, 0, 1), (0, -1, 0), (-1, 0, 0)),  # -X: sc = z, tc = -y, ma = -x
-    ((1, 0, 0), (0, 0, 1), (0, 1, 0)),  # +Y: sc = x, tc = z, ma = y
-    ((1, 0, 0), (0, 0, -1), (0, -1, 0)),  # -Y: sc = x, tc = -z, ma = -y
-    ((1, 0, 0), (0, -1, 0), (0, 0, 1)),  # +Z: sc = x, tc = -y, ma = z
-    ((-1, 0, 0), (0, -1, 0), (0, 0, -1)),  # -Z: sc = -x, tc = -y, ma = -z
-)
 
 
 @dataclass
@@ -122,90 +113,110 @@ def texture(
     tex_batch = pix_batch if faces.shape[0] > 1 else torch.zeros_like(pix_batch)
 
     if cube:
-        face, s, t, valid = _cube_coords(coords)
+        face, s, t, valid = cube_coords(coords)
     else:
         face = torch.zeros(count, dtype=torch.long, device=uv.device)
         s, t, valid = coords[:, 0], coords[:, 1], None
-    layout = _Layout(levels)
+    layout = _Layout(levels, cube)
 
     if not mipmapped:
-        out = _sample(layout, tex_batch, face, s, t, torch.zeros_like(face), filter_mode, boundary_mode)
+        index, weights = _taps(
+            layout, tex_batch, face, s, t, torch.zeros_like(face), filter_mode, boundary_mode
+        )
     else:
         lod = _level_of_detail(coords, uv_da, mip_level_bias, levels[0], cube, face, count)
         lod = lod.clamp(0, len(levels) - 1)
         if filter_mode == "linear-mipmap-nearest":
             lvl = torch.floor(lod.detach() + 0.5).long().clamp(max=len(levels) - 1)
-            out = _sample(layout, tex_batch, face, s, t, lvl, "linear", boundary_mode)
+            index, weights = _taps(layout, tex_batch, face, s, t, lvl, "linear", boundary_mode)
         else:
             lvl0 = torch.floor(lod.detach()).long().clamp(max=len(levels) - 1)
             lvl1 = (lvl0 + 1).clamp(max=len(levels) - 1)
             frac = (lod - lvl0.to(lod.dtype))[:, None]
-            out0 = _sample(layout, tex_batch, face, s, t, lvl0, "linear", boundary_mode)
-            out1 = _sample(layout, tex_batch, face, s, t, lvl1, "linear", boundary_mode)
-            out = out0 + frac * (out1 - out0)
+            index0, weights0 = _taps(layout, tex_batch, face, s, t, lvl0, "linear", boundary_mode)
+            index1, weights1 = _taps(layout, tex_batch, face, s, t, lvl1, "linear", boundary_mode)
+            index = torch.cat((index0, index1), 1)
+            weights = torch.cat((weights0 * (1 - frac), weights1 * frac), 1)
     if valid is not None:
-        out = torch.where(valid[:, None], out, torch.zeros_like(out))
+        weights = weights * valid[:, None].to(weights.dtype)
+    vals = take_rows(layout.buffer, index)  # [P, taps, C]
+    out = torch.bmm(weights[:, None, :].to(vals.dtype), vals)[:, 0]
     return out.reshape(batch, out_h, out_w, channels)
 
 
 class _Layout:
-    """All mip levels of all faces flattened into one [Bt * total, C] buffer for single-gather lookups."""
+    """All mip levels of all faces flattened into one [Bt * total, C] buffer for single-gather lookups.
 
-    def __init__(self, levels: list[torch.Tensor]):
+    Cube levels are stored as padded faces (see :mod:`.cube`), so ``heights``/``widths`` hold S + 2
+    while ``sizes`` holds the face size S.
+    """
+
+    def __init__(self, levels: list[torch.Tensor], cube: bool):
         base = levels[0]
         device = base.device
         self.faces = base.shape[1]
-        flat = [lvl.reshape(base.shape[0], -1, base.shape[-1]) for lvl in levels]
+        if cube:
+            flat = [pad_faces(lvl) for lvl in levels]
+        else:
+            flat = [lvl.reshape(base.shape[0], -1, base.shape[-1]) for lvl in levels]
         self.total = sum(f.shape[1] for f in flat)
         self.buffer = (flat[0] if len(flat) == 1 else torch.cat(flat, 1)).reshape(-1, base.shape[-1])
+        pad = 2 if cube else 0
         sizes = [(lvl.shape[2], lvl.shape[3]) for lvl in levels]
-        counts = [self.faces * h * w for h, w in sizes]
+        counts = [self.faces * (h + pad) * (w + pad) for h, w in sizes]
         offsets = [sum(counts[:k]) for k in range(len(counts))]
-        self.heights = torch.tensor([h for h, _ in sizes], device=device)
-        self.widths = torch.tensor([w for _, w in sizes], device=device)
+        self.sizes = torch.tensor([h for h, _ in sizes], device=device)
+        self.heights = torch.tensor([h + pad for h, _ in sizes], device=device)
+        self.widths = torch.tensor([w + pad for _, w in sizes], device=device)
         self.offsets = torch.tensor(offsets, device=device)
 
 
-def _sample(layout: _Layout, tex_batch, face, s, t, lvl, mode: str, boundary: str) -> torch.Tensor:
-    """Sample every pixel at its own level ``lvl`` [P]; returns [P, C]."""
+def _taps(layout: _Layout, tex_batch, face, s, t, lvl, mode: str, boundary: str):
+    """Buffer rows [P, n] and weights [P, n] of every pixel's lookup at its own level ``lvl`` [P]."""
     h, w = layout.heights[lvl], layout.widths[lvl]
-    base = tex_batch * layout.total + layout.offsets[lvl]
+    base = tex_batch * layout.total + layout.offsets[lvl] + face * h * w
+    if boundary == "cube":
+        return _cube_taps(base, layout.sizes[lvl], w, s, t, mode)
     if mode == "nearest":
         xi = torch.floor(s.detach() * w).long()
         yi = torch.floor(t.detach() * h).long()
         xi, yi, ok = _resolve_boundary(xi, yi, w, h, boundary)
-        index = base + (face * h + yi) * w + xi
-        out = take_rows(layout.buffer, index)
-        return out if ok is None else out * ok[:, None].to(out.dtype)
+        weights = torch.ones_like(s)[:, None] if ok is None else ok[:, None].to(s.dtype)
+        return (base + yi * w + xi)[:, None], weights
     x = s * w.to(s.dtype) - 0.5
     y = t * h.to(t.dtype) - 0.5
     x0, y0 = torch.floor(x.detach()), torch.floor(y.detach())
     fx, fy = (x - x0)[:, None], (y - y0)[:, None]
     x0, y0 = x0.long(), y0.long()
-    corner = None
-    if boundary == "cube":
-        xi = torch.stack((x0, x0 + 1, x0, x0 + 1), 1)
-        yi = torch.stack((y0, y0, y0 + 1, y0 + 1), 1)
-        w4 = w[:, None].expand_as(xi)
-        face4, xi, yi, corner = _cube_wrap(face[:, None].expand_as(xi), xi, yi, w4)
-        index = base[:, None] + (face4 * w4 + yi) * w4 + xi  # cube faces are square: height == width
-        ok = None
-    else:
-        # Resolve the two columns and two rows once per pixel, then combine them into four taps.
-        cols, col_ok = _resolve_axis(torch.stack((x0, x0 + 1), 1), w[:, None], boundary)
-        rows, row_ok = _resolve_axis(torch.stack((y0, y0 + 1), 1), h[:, None], boundary)
-        row_start = base[:, None] + (face[:, None] * h[:, None] + rows) * w[:, None]  # [P, 2]
-        # Taps in the order (x0, y0), (x1, y0), (x0, y1), (x1, y1), matching the weights below.
-        index = (row_start[:, :, None] + cols[:, None, :]).reshape(-1, 4)
-        ok = None if col_ok is None else (row_ok[:, :, None] & col_ok[:, None, :]).reshape(-1, 4)
-    vals = take_rows(layout.buffer, index)  # [P, 4, C]
-    if ok is not None:
-        vals = vals * ok[..., None].to(vals.dtype)
-    if corner is not None and bool(corner.any()):
-        kept = vals * (~corner)[..., None].to(vals.dtype)
-        vals = torch.where(corner[..., None], kept.sum(1, keepdim=True) / 3.0, vals)
+    # Resolve the two columns and two rows once per pixel, then combine them into four taps.
+    cols, col_ok = _resolve_axis(torch.stack((x0, x0 + 1), 1), w[:, None], boundary)
+    rows, row_ok = _resolve_axis(torch.stack((y0, y0 + 1), 1), h[:, None], boundary)
+    row_start = base[:, None] + rows * w[:, None]  # [P, 2]
+    # Taps in the order (x0, y0), (x1, y0), (x0, y1), (x1, y1), matching the weights below.
+    index = (row_start[:, :, None] + cols[:, None, :]).reshape(-1, 4)
     weights = torch.cat(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), dim=1)  # [P, 4]
-    return torch.bmm(weights[:, None, :].to(vals.dtype), vals)[:, 0]
+    if col_ok is not None:
+        weights = weights * (row_ok[:, :, None] & col_ok[:, None, :]).reshape(-1, 4).to(weights.dtype)
+    return index, weights
+
+
+def _cube_taps(base, size, stride, s, t, mode: str):
+    """Taps on padded cube faces: texel i of a face is padded column i + 1."""
+    if mode == "nearest":
+        xi = torch.minimum(torch.floor(s.detach() * size).long().clamp(min=0), size - 1) + 1
+        yi = torch.minimum(torch.floor(t.detach() * size).long().clamp(min=0), size - 1) + 1
+        return (base + yi * stride + xi)[:, None], torch.ones_like(s)[:, None]
+    x = s * size.to(s.dtype) + 0.5
+    y = t * size.to(t.dtype) + 0.5
+    x0 = torch.minimum(torch.floor(x.detach()).clamp(min=0), size.to(x.dtype))
+    y0 = torch.minimum(torch.floor(y.detach()).clamp(min=0), size.to(y.dtype))
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    first = base + y0.long() * stride + x0.long()
+    index = first[:, None] + torch.stack(
+        (torch.zeros_like(stride), torch.ones_like(stride), stride, stride + 1), 1
+    )
+    weights = torch.cat(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), dim=1)
+    return index, weights
 
 
 def _resolve_axis(index, size, boundary: str):
@@ -224,59 +235,6 @@ def _resolve_boundary(xi, yi, w, h, boundary: str):
     return xi, yi, None if x_ok is None else x_ok & y_ok
 
 
-def _frames(device, dtype) -> torch.Tensor:
-    return torch.tensor(_FACE_FRAMES, device=device, dtype=dtype)  # [6, 3, 3]
-
-
-def _face_of(d: torch.Tensor) -> torch.Tensor:
-    """Cube face of directions d [..., 3] (ties resolved towards x, then y)."""
-    a = d.abs()
-    x_major = (a[..., 0] >= a[..., 1]) & (a[..., 0] >= a[..., 2])
-    y_major = ~x_major & (a[..., 1] >= a[..., 2])
-    axis = torch.where(x_major, 0, torch.where(y_major, 1, 2))
-    negative = torch.gather(d, -1, axis[..., None])[..., 0] < 0
-    return axis * 2 + negative.long()
-
-
-def _cube_coords(d: torch.Tensor):
-    """Face [P], face coordinates s, t in [0, 1] [P] and validity [P] of directions d [P, 3]."""
-    valid = (d.detach() != 0).any(-1) & torch.isfinite(d.detach()).all(-1)
-    face = _face_of(d.detach())
-    frame = _frames(d.device, d.dtype)[face]  # [P, 3, 3]
-    sc, tc, ma = (frame @ d[..., None])[..., 0].unbind(-1)
-    ma = torch.where(valid, ma, torch.ones_like(ma))
-    return face, 0.5 * (sc / ma + 1), 0.5 * (tc / ma + 1), valid
-
-
-def _cube_wrap(face, xi, yi, size):
-    """Move taps that fall off a face onto the adjacent face; returns (face, xi, yi, corner mask).
-
-    A tap off one axis is re-projected through the direction of its (virtual) texel centre. A tap
-    off both axes (a cube corner) has no texel: it is clamped here and replaced by the caller.
-    """
-    out_x = (xi < 0) | (xi >= size)
-    out_y = (yi < 0) | (yi >= size)
-    corner = out_x & out_y
-    sel = torch.nonzero(out_x ^ out_y, as_tuple=True)
-    face = face.clone()
-    new_x = torch.minimum(xi.clamp(min=0), size - 1)
-    new_y = torch.minimum(yi.clamp(min=0), size - 1)
-    if sel[0].numel() > 0:
-        sz = size[sel].to(torch.float64)
-        sc = (2 * xi[sel] + 1).to(torch.float64) / sz - 1
-        tc = (2 * yi[sel] + 1).to(torch.float64) / sz - 1
-        frames = _frames(xi.device, torch.float64)
-        local = torch.stack((sc, tc, torch.ones_like(sc)), -1)
-        d = (frames[face[sel]].transpose(-1, -2) @ local[..., None])[..., 0]  # texel-centre direction
-        target = _face_of(d)
-        nsc, ntc, nma = (frames[target] @ d[..., None])[..., 0].unbind(-1)
-        limit = size[sel] - 1
-        face[sel] = target
-        new_x[sel] = torch.minimum(torch.floor((nsc / nma + 1) * 0.5 * sz).long().clamp(min=0), limit)
-        new_y[sel] = torch.minimum(torch.floor((ntc / nma + 1) * 0.5 * sz).long().clamp(min=0), limit)
-    return face, new_x, new_y, corner
-
-
 def _level_of_detail(coords, uv_da, bias, base, cube: bool, face, count) -> torch.Tensor:
     """Per-pixel mip level (before clamping) from uv_da and/or the bias; [P]."""
     dtype = coords.dtype
@@ -284,10 +242,9 @@ def _level_of_detail(coords, uv_da, bias, base, cube: bool, face, count) -> torc
     if uv_da is not None:
         da = uv_da.reshape(count, -1)
         if cube:
-            frame = _frames(coords.device, dtype)[face]
-            sc, tc, ma = (frame @ coords[..., None])[..., 0].unbind(-1)
-            dx = (frame @ da[:, 0::2, None])[..., 0]  # d(sc, tc, ma)/dX, [P, 3]
-            dy = (frame @ da[:, 1::2, None])[..., 0]
+            sc, tc, ma = face_coordinates(coords, face).unbind(-1)
+            dx = face_coordinates(da[:, 0::2], face)  # d(sc, tc, ma)/dX, [P, 3]
+            dy = face_coordinates(da[:, 1::2], face)
             ma = torch.where(ma == 0, torch.ones_like(ma), ma)
             scale = 0.5 * base.shape[3]
             dsdx = scale * (dx[:, 0] * ma - sc * dx[:, 2]) / (ma * ma)
