@@ -1,0 +1,177 @@
+"""A learnable environment light and split-sum image-based shading.
+
+The light is a cube map [6, R, R, 3] of linear radiance (a parameter). Every step, :meth:`prefilter`
+turns it into the split-sum inputs, differentiably:
+  * specular: a chain of GGX-prefiltered levels (see :mod:`render.prefilter`), looked up at the mirror
+    direction with a per-pixel mip level from the roughness through :func:`render.raster.texture`;
+  * diffuse: order-2 spherical harmonics of a low mip (see :mod:`render.sh`).
+Shading then is  specular = P(r, roughness) (F0 A + B)  and  diffuse = E(n)/pi * diffuse colour * C,
+with (A, B, C) from the DFG table of :mod:`render.dfg`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from render import sh
+from render.brdf import (
+    DIFFUSE_MODELS,
+    MIN_COSINE,
+    clamp_roughness,
+    diffuse_color,
+    dot,
+    reflect,
+    safe_normalize,
+    specular_f0,
+)
+from render.dfg import dfg_lookup
+from render.envmap import cube_directions, cube_solid_angles, cube_to_latlong, latlong_to_cube
+from render.hdr import load_environment, write_hdr
+from render.prefilter import mip_chain, prefilter_specular, roughness_to_level
+from render.raster import texture
+
+
+@dataclass
+class EnvironmentLightConfig:
+    """Settings of :class:`EnvironmentLight`."""
+
+    resolution: int = 128
+    """Cube face size R of the learnable map (a power of two)."""
+    min_resolution: int = 8
+    """Face size of the roughest (roughness 1) prefiltered level; fewer levels when larger."""
+    cutoff: float = 0.9
+    """Fraction of each GGX lobe's energy kept by the prefilter (the tail is cut, then renormalized)."""
+    irradiance_resolution: int = 16
+    """Face size of the mip projected onto spherical harmonics for diffuse light."""
+    initial_radiance: float = 0.5
+    """Constant radiance of a light that is not initialized from a map."""
+
+
+@dataclass
+class SplitSumMaps:
+    """The prefiltered light for one step: specular chain (levels [6, R/2^k, R/2^k, 3]) and SH [9, 3]."""
+
+    specular: list[torch.Tensor]
+    sh_coeffs: torch.Tensor
+
+
+def dominant_direction(normal: torch.Tensor, mirror: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Lookup direction of the prefiltered specular map: the mirror direction bent towards the normal for
+    rough surfaces, where the lobe's mass moves off-specular (Lagarde & de Rousiers 2014, Frostbite)."""
+    s = (1 - alpha) * (torch.sqrt((1 - alpha).clamp(min=1e-12)) + alpha)
+    return safe_normalize(normal + s * (mirror - normal))
+
+
+def prefilter_light(base: torch.Tensor, config: EnvironmentLightConfig) -> SplitSumMaps:
+    """Split-sum inputs of a cube map [6, R, R, 3]: prefiltered specular chain and diffuse SH."""
+    specular = prefilter_specular(base, config.min_resolution, config.cutoff)
+    low = mip_chain(base, config.irradiance_resolution)[-1]
+    size = low.shape[1]
+    coeffs = sh.project(
+        low.reshape(-1, 3),
+        cube_directions(size, base.device, base.dtype).reshape(-1, 3),
+        cube_solid_angles(size, base.device, base.dtype).reshape(-1),
+    )
+    return SplitSumMaps(specular, coeffs)
+
+
+class EnvironmentLight(nn.Module):
+    """Learnable environment map; see the module docstring."""
+
+    def __init__(self, config: EnvironmentLightConfig | None = None, base: torch.Tensor | None = None):
+        super().__init__()
+        self.config = config or EnvironmentLightConfig()
+        res = self.config.resolution
+        if res < 1 or res & (res - 1):
+            raise ValueError(f"resolution: expected a power of two, got {res}")
+        if base is None:
+            base = torch.full((6, res, res, 3), float(self.config.initial_radiance))
+        if tuple(base.shape) != (6, res, res, 3):
+            raise ValueError(f"base: expected shape [6, {res}, {res}, 3], got {list(base.shape)}")
+        self.base = nn.Parameter(base.detach().clone())
+
+    @classmethod
+    def from_latlong(cls, latlong: torch.Tensor, config: EnvironmentLightConfig | None = None):
+        """A light initialized from a lat-long radiance map [H, 2H, 3]."""
+        config = config or EnvironmentLightConfig()
+        return cls(config, latlong_to_cube(latlong.float(), config.resolution).clamp(min=0))
+
+    def clamp_(self) -> None:
+        """Project the texels back to non-negative radiance (call after each optimizer step)."""
+        with torch.no_grad():
+            self.base.clamp_(min=0)
+
+    def prefilter(self) -> SplitSumMaps:
+        """Split-sum inputs of the current light (differentiable in the texels)."""
+        return prefilter_light(self.base, self.config)
+
+    def shade(
+        self,
+        normal: torch.Tensor,
+        view: torch.Tensor,
+        base_color: torch.Tensor,
+        roughness: torch.Tensor,
+        metallic: torch.Tensor,
+        diffuse: str = "lambert",
+        maps: SplitSumMaps | None = None,
+    ) -> torch.Tensor:
+        """Outgoing radiance under this light (split-sum).
+
+        Args:
+            normal: [..., 3] shading normals; view: [..., 3] directions towards the camera.
+            base_color: [..., 3] linear RGB; roughness, metallic: [..., 1].
+            diffuse: "lambert" or "burley".
+            maps: a :meth:`prefilter` result to reuse within a step (computed when None).
+        Returns:
+            [..., 3] linear RGB.
+        """
+        if diffuse not in DIFFUSE_MODELS:
+            raise ValueError(f"diffuse: expected one of {', '.join(DIFFUSE_MODELS)}, got {diffuse!r}")
+        maps = maps or self.prefilter()
+        shape = normal.shape[:-1]
+        n = safe_normalize(normal.reshape(-1, 3))
+        v = safe_normalize(view.reshape(-1, 3))
+        rough = clamp_roughness(roughness.reshape(-1, 1))
+        metal = metallic.reshape(-1, 1)
+        color = base_color.reshape(-1, 3)
+        n_dot_v = dot(n, v).clamp(MIN_COSINE, 1)
+        dfg = dfg_lookup(n_dot_v, rough)
+        mirror = dominant_direction(n, reflect(v, n), rough * rough)
+        levels = len(maps.specular)
+        lod = roughness_to_level(rough[:, 0], levels)
+        prefiltered = texture(
+            maps.specular[0][None],
+            mirror.reshape(1, -1, 1, 3).contiguous(),
+            mip_level_bias=lod.reshape(1, -1, 1),
+            mip=[level[None] for level in maps.specular[1:]],
+            filter_mode="linear-mipmap-linear" if levels > 1 else "linear",
+            boundary_mode="cube",
+            max_mip_level=levels - 1,
+        ).reshape(-1, 3)
+        specular = prefiltered * (specular_f0(color, metal) * dfg[:, 0:1] + dfg[:, 1:2])
+        diffuse_light = sh.mean_cosine_radiance(maps.sh_coeffs, n)
+        albedo = diffuse_color(color, metal)
+        if diffuse == "burley":
+            albedo = albedo * dfg[:, 2:3]
+        return (specular + diffuse_light * albedo).reshape(*shape, 3)
+
+    def regularizer(self) -> torch.Tensor:
+        """nvdiffrec's white-balance prior: mean |L - mean_rgb(L)| (pushes the light towards grey)."""
+        return (self.base - self.base.mean(-1, keepdim=True)).abs().mean()
+
+    def to_latlong(self, height: int = 0) -> torch.Tensor:
+        """The light as a lat-long map [H, 2H, 3] (H = 2R by default)."""
+        return cube_to_latlong(self.base.detach(), height or 2 * self.config.resolution)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, config: EnvironmentLightConfig | None = None):
+        """A light initialized from an equirectangular .hdr / .exr / .npy file."""
+        return cls.from_latlong(torch.from_numpy(load_environment(path)), config)
+
+    def save_probe(self, path: str | os.PathLike, height: int = 0) -> None:
+        """Write the light as an equirectangular Radiance .hdr (DESIGN.md section 3), atomically."""
+        write_hdr(path, self.to_latlong(height).clamp(min=0).cpu().numpy())

@@ -1,0 +1,150 @@
+import math
+
+import pytest
+import torch
+
+from render import sh
+from render.dfg import dfg_lookup
+from render.envmap import cube_directions, cube_solid_angles
+from render.light import EnvironmentLight, EnvironmentLightConfig, prefilter_light
+from render.prefilter import prefilter_specular
+from tests.render.shading_reference import cube_of, monte_carlo, sky, sphere_view
+
+
+def _shade(light, normal, view, base, roughness, metallic, diffuse="lambert"):
+    count = normal.shape[0]
+    return light.shade(
+        normal,
+        view,
+        base.expand(count, 3),
+        torch.full((count, 1), roughness),
+        torch.full((count, 1), metallic),
+        diffuse,
+    )
+
+
+@pytest.mark.parametrize("diffuse", ["lambert", "burley"])
+def test_white_furnace(diffuse):
+    # A white Lambertian sphere (metallic 0: a 4% specular layer on top) under constant white light:
+    # the diffuse part alone must render 1 +- 1%, and with Burley the energy stays within a few %.
+    light = EnvironmentLight(EnvironmentLightConfig(resolution=16, initial_radiance=1.0))
+    normal, view = sphere_view(32, torch.tensor([0.2, -0.5, 0.8]))
+    with torch.no_grad():
+        diffuse_only = _shade(light, normal, view, torch.ones(3), 0.5, 0.0, diffuse) - _shade(
+            light, normal, view, torch.zeros(3), 0.5, 0.0, diffuse
+        )
+    if diffuse == "lambert":
+        assert torch.allclose(diffuse_only, torch.ones_like(diffuse_only), atol=0.01)
+    else:
+        assert diffuse_only.mean().item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_constant_light_is_unchanged_by_prefiltering():
+    base = torch.full((6, 32, 32, 3), 0.7)
+    for level in prefilter_specular(base, 4, 0.9):
+        assert torch.allclose(level, torch.full_like(level, 0.7), atol=1e-5)
+
+
+def test_sh_irradiance_matches_a_cosine_convolution():
+    size = 16
+    cube = cube_of(sky, size).double()
+    dirs = cube_directions(size, dtype=torch.float64).reshape(-1, 3)
+    solid = cube_solid_angles(size, dtype=torch.float64).reshape(-1)
+    coeffs = sh.project(cube.reshape(-1, 3), dirs, solid)
+    normals = cube_directions(4, dtype=torch.float64).reshape(-1, 3)
+    cosine = (normals @ dirs.t()).clamp(min=0) * solid  # [N, M]
+    exact = cosine @ cube.reshape(-1, 3) / math.pi
+    approx = sh.mean_cosine_radiance(coeffs, normals)
+    assert ((approx - exact).abs() / exact).mean().item() < 0.03
+
+
+@pytest.mark.parametrize(
+    "roughness, metallic",
+    [(0.3, 0.0), (0.3, 1.0), (0.5, 0.5), (0.7, 1.0), (1.0, 0.0), (1.0, 1.0), (0.08, 1.0), (0.15, 1.0)],
+)
+def test_split_sum_against_monte_carlo(roughness, metallic, report):
+    torch.manual_seed(0)
+    cube = cube_of(sky, 128)
+    light = EnvironmentLight(EnvironmentLightConfig(resolution=128), cube)
+    normal, view = sphere_view(16, torch.tensor([0.3, 0.8, 0.2]))
+    base = torch.tensor([0.8, 0.6, 0.4])
+    with torch.no_grad():
+        split = _shade(light, normal, view, base, roughness, metallic)
+    reference = monte_carlo(cube, normal, view, base, roughness, metallic, samples=16384)
+    error = ((split - reference).abs().sum(-1) / reference.sum(-1)).mean().item()
+    report(
+        f"split-sum vs Monte-Carlo, roughness {roughness}, metallic {metallic}: mean rel. error {error:.3f}"
+    )
+    if roughness >= 0.3:
+        assert error <= 0.05
+    else:  # the split-sum (n = v = r) approximation and the base texel size limit sharp reflections
+        assert error <= 0.15
+
+
+def test_gradcheck_light_texels():
+    torch.manual_seed(0)
+    config = EnvironmentLightConfig(resolution=4, min_resolution=1, irradiance_resolution=2)
+    light = EnvironmentLight(config, torch.rand(6, 4, 4, 3, dtype=torch.float64) + 0.1)
+    normal = torch.randn(5, 3, dtype=torch.float64)
+    view = normal + 0.5 * torch.randn(5, 3, dtype=torch.float64)
+    base = torch.rand(5, 3, dtype=torch.float64)
+    rough = torch.tensor([[0.1], [0.3], [0.5], [0.8], [1.0]], dtype=torch.float64)
+    metal = torch.rand(5, 1, dtype=torch.float64)
+
+    def shade(texels):
+        maps = prefilter_light(texels, config)
+        return light.shade(normal, view, base, rough, metal, diffuse="burley", maps=maps)
+
+    texels = light.base.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(shade, (texels,))
+
+
+def test_gradcheck_shading_inputs():
+    torch.manual_seed(1)
+    config = EnvironmentLightConfig(resolution=8, min_resolution=2, irradiance_resolution=4)
+    light = EnvironmentLight(config, torch.rand(6, 8, 8, 3, dtype=torch.float64) + 0.1)
+    maps = light.prefilter()
+    maps.specular = [m.detach() for m in maps.specular]
+    maps.sh_coeffs = maps.sh_coeffs.detach()
+    normal = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    view = (normal.detach() + 0.3 * torch.randn(4, 3, dtype=torch.float64)).requires_grad_()
+    base = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
+    rough = torch.tensor([[0.2], [0.45], [0.6], [0.9]], dtype=torch.float64, requires_grad=True)
+    metal = torch.rand(4, 1, dtype=torch.float64, requires_grad=True)
+    fn = lambda *a: light.shade(*a, diffuse="burley", maps=maps)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (normal, view, base, rough, metal), atol=1e-5)
+
+
+def test_gradcheck_dfg_lookup():
+    n_dot_v = torch.tensor([[0.13], [0.55], [0.91]], dtype=torch.float64, requires_grad=True)
+    rough = torch.tensor([[0.21], [0.5], [0.77]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(dfg_lookup, (n_dot_v, rough))
+
+
+def test_shading_is_safe_for_degenerate_inputs():
+    light = EnvironmentLight(EnvironmentLightConfig(resolution=8, min_resolution=2))
+    normal = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]], requires_grad=True)
+    view = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]], requires_grad=True)
+    rough = torch.tensor([[0.0], [0.0], [1.0]], requires_grad=True)
+    out = light.shade(normal, view, torch.rand(3, 3), rough, torch.rand(3, 1))
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (normal, view, rough, light.base))
+
+
+def test_white_balance_regularizer_and_clamp():
+    light = EnvironmentLight(EnvironmentLightConfig(resolution=4))
+    assert light.regularizer().item() == pytest.approx(0.0)
+    with torch.no_grad():
+        light.base[..., 0] = 1.0
+        light.base[..., 1:] = -0.5
+    assert light.regularizer().item() > 0
+    light.clamp_()
+    assert light.base.min().item() == 0.0
+
+
+def test_bad_configuration_is_a_clear_error():
+    with pytest.raises(ValueError, match="resolution: expected a power of two"):
+        EnvironmentLight(EnvironmentLightConfig(resolution=12))
+    with pytest.raises(ValueError, match="base: expected shape"):
+        EnvironmentLight(EnvironmentLightConfig(resolution=4), torch.zeros(6, 8, 8, 3))
