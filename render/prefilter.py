@@ -26,6 +26,7 @@ import torch
 from render.brdf import MIN_ROUGHNESS, ggx_ndf
 from render.envmap import cube_directions, cube_solid_angles
 from render.raster import texture
+from render.raster.torch_backend.gather import weighted_gather
 
 _TILE = 8
 
@@ -77,8 +78,7 @@ class FilterTaps:
 
     def apply(self, source: torch.Tensor) -> torch.Tensor:
         """[N_in, C] -> [N_out, C]; one gather and one batched product, differentiable in ``source``."""
-        taps = source.index_select(0, self.index.reshape(-1)).view(*self.index.shape, source.shape[-1])
-        return torch.bmm(self.weight[:, None, :], taps)[:, 0]
+        return weighted_gather(source, self.index, self.weight)
 
 
 @lru_cache(maxsize=32)

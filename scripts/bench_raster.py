@@ -12,14 +12,10 @@ and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
-import resource
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -29,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import render.raster as dr  # noqa: E402
 from geometry.primitives import triangle_soup, uv_sphere  # noqa: E402
 from render.camera import look_at, perspective, to_clip  # noqa: E402
+from scripts.bench_common import devices, peak_memory_mb, write_json  # noqa: E402
 
 FOVY = math.radians(30)
 DISTANCE = 4.78  # a unit sphere then covers about half of a square frame
@@ -63,12 +60,6 @@ def step(pos, tri, uv, tex, topology, resolution, backend):
     loss.backward()
     sync()
     return forward, time.perf_counter() - start
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def run_case(kind, triangles, res, device, backend, repeats):
@@ -118,7 +109,6 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up")
     parser.add_argument("--out", type=Path, default=Path("bench_results/bench_raster.json"))
     args = parser.parse_args(argv)
-    devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     rows = []
     header = (
         f"{'backend':<11}{'device':<7}{'scene':<8}{'tris':>9}{'res':>6}"
@@ -126,8 +116,7 @@ def main(argv=None) -> int:
     )
     print(header)
     print("-" * len(header))
-    for device_name in devices:
-        device = torch.device(device_name)
+    for device in devices(args.devices):
         for backend in args.backends:
             if backend == "nvdiffrast" and (device.type != "cuda" or not dr.nvdiffrast_available()):
                 continue
@@ -142,18 +131,7 @@ def main(argv=None) -> int:
                             f"{row['peak_memory_mb']:>9.0f}",
                             flush=True,
                         )
-    meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    write_json(args.out, rows)
     return 0
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from .cube import cube_coords, face_coordinates, pad_faces
-from .interpolate import take_rows
+from .gather import weighted_gather
 
 
 @dataclass
@@ -139,8 +139,7 @@ def texture(
             weights = torch.cat((weights0 * (1 - frac), weights1 * frac), 1)
     if valid is not None:
         weights = weights * valid[:, None].to(weights.dtype)
-    vals = take_rows(layout.buffer, index)  # [P, taps, C]
-    out = torch.bmm(weights[:, None, :].to(vals.dtype), vals)[:, 0]
+    out = weighted_gather(layout.buffer, index, weights)  # [P, C]
     return out.reshape(batch, out_h, out_w, channels)
 
 

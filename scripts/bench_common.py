@@ -1,0 +1,41 @@
+"""Helpers shared by the benchmark scripts: run metadata and atomic JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+
+def metadata() -> dict:
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def write_json(path: Path, rows: list[dict]) -> None:
+    """Write {"meta": ..., "results": rows} atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"meta": metadata(), "results": rows}, indent=2))
+    tmp.replace(path)
+    print(f"wrote {path}")
+
+
+def devices(requested: list[str] | None) -> list[torch.device]:
+    names = requested or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    return [torch.device(name) for name in names]
