@@ -3,16 +3,20 @@
 Level k of the prefiltered chain (face size R / 2^k) holds the environment convolved with the GGX lobe
 of alpha_k, under the split-sum assumption n = v = r (Karis 2013):
 
-    P_k(r) = sum_i L(l_i) D(n.h_i) (n.l_i) dw_i / sum_i D(n.h_i) (n.l_i) dw_i,   n.h = sqrt((1 + r.l) / 2)
+    P_k(r) = sum_i L(l_i) w(l_i) / sum_i w(l_i),   w = D(n.h) G1(n.l) dw,   n.h = sqrt((1 + r.l) / 2)
+
+with G1 the Smith masking of the light direction: for n = v this is exactly the weight the BRDF puts
+on L (up to Fresnel), where Karis' n.l weighting is not.
 
 Level 0 is the unfiltered base at MIN_ROUGHNESS; alpha grows geometrically to 1 at the last level, so
-the mip level of a roughness is log(alpha / alpha_0) / log(q). Each level k >= 1 is a sparse, row-
-normalized matrix applied to the box-filtered mip k of the base: the matrices depend only on the face
-size, alpha and the truncation, so they are built once (cached) and every training step costs one sparse
-product per level, differentiable in the texels.
+the mip level of a roughness is log(alpha / alpha_0) / log(q). A level k >= 1 is filtered at its
+:func:`work_size` (coarser for wide lobes) from the box mip of that size, as a fixed number of
+normalized taps per texel (:class:`FilterTaps`, built once and cached per size, alpha and truncation),
+then bilinearly upsampled to R / 2^k. Every step thus costs one weighted gather per level,
+differentiable in the texels.
 
 The lobe is truncated at the half-vector angle that holds ``cutoff`` of its energy (the GGX cdf is
-tan^2 / (tan^2 + alpha^2)), which bounds the matrix size for small roughness.
+tan^2 / (tan^2 + alpha^2)), which bounds the number of taps for small roughness.
 """
 
 from __future__ import annotations
