@@ -193,7 +193,7 @@ def _taps(layout: _Layout, tex_batch, face, s, t, lvl, mode: str, boundary: str)
     row_start = base[:, None] + rows * w[:, None]  # [P, 2]
     # Taps in the order (x0, y0), (x1, y0), (x0, y1), (x1, y1), matching the weights below.
     index = (row_start[:, :, None] + cols[:, None, :]).reshape(-1, 4)
-    weights = torch.cat(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), dim=1)  # [P, 4]
+    weights = _bilinear_weights(fx, fy)
     if col_ok is not None:
         weights = weights * (row_ok[:, :, None] & col_ok[:, None, :]).reshape(-1, 4).to(weights.dtype)
     return index, weights
@@ -214,8 +214,13 @@ def _cube_taps(base, size, stride, s, t, mode: str):
     index = first[:, None] + torch.stack(
         (torch.zeros_like(stride), torch.ones_like(stride), stride, stride + 1), 1
     )
-    weights = torch.cat(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), dim=1)
+    weights = _bilinear_weights(fx, fy)
     return index, weights
+
+
+def _bilinear_weights(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+    """[P, 4] weights of the taps (x0, y0), (x1, y0), (x0, y1), (x1, y1) from fractions fx, fy [P, 1]."""
+    return torch.cat(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), dim=1)
 
 
 def _resolve_axis(index, size, boundary: str):
@@ -223,7 +228,7 @@ def _resolve_axis(index, size, boundary: str):
     if boundary == "wrap":
         return torch.remainder(index, size), None
     inside = (index >= 0) & (index < size) if boundary == "zero" else None
-    # 'clamp' (and the cube's nearest lookups, whose s, t already lie on the face)
+    # 'clamp'
     return torch.minimum(index.clamp(min=0), size - 1), inside
 
 
