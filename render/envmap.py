@@ -10,6 +10,7 @@ column j at azimuth phi = 2 pi (j + 0.5)/W from +X towards +Y (DESIGN.md section
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,12 @@ def _face_grid(size: int, samples: int, device, dtype) -> tuple[torch.Tensor, to
     return face, sc.reshape(-1).repeat(6), tc.reshape(-1).repeat(6)
 
 
+@lru_cache(maxsize=32)
 def cube_directions(size: int, device=None, dtype=torch.float32, samples: int = 1) -> torch.Tensor:
-    """Unit directions of cube texel centres, [6, S, S, 3] (or [6, S*k, S*k, 3] sub-texel samples)."""
+    """Unit directions of cube texel centres, [6, S, S, 3] (or [6, S*k, S*k, 3] sub-texel samples).
+
+    Cached (the light's prefilter asks for the same grids every step): do not modify the result.
+    """
     face, sc, tc = _face_grid(size, samples, device, dtype)
     d = face_direction(face, sc, tc)
     d = d / d.norm(dim=-1, keepdim=True)
@@ -36,8 +41,9 @@ def cube_directions(size: int, device=None, dtype=torch.float32, samples: int = 
     return d.reshape(6, fine, fine, 3)
 
 
+@lru_cache(maxsize=32)
 def cube_solid_angles(size: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Exact solid angle of every cube texel, [6, S, S]; they sum to 4 pi."""
+    """Exact solid angle of every cube texel, [6, S, S]; they sum to 4 pi. Cached: do not modify."""
     edges = torch.linspace(-1, 1, size + 1, device=device, dtype=torch.float64)
 
     def corner(x, y):  # solid angle of the face region [0, x] x [0, y] at unit distance
