@@ -8,6 +8,8 @@ counter-clockwise seen from outside (positive SDF), and an empty or full grid gi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from geometry.mc_tables import CORNERS, EDGE_AXIS, EDGE_ORIGIN, triangle_table
@@ -15,10 +17,10 @@ from geometry.mc_tables import CORNERS, EDGE_AXIS, EDGE_ORIGIN, triangle_table
 _MIN_DENOMINATOR = 1e-12
 
 
-def _tables(device):
+@lru_cache(maxsize=8)
+def _tables(device: torch.device):
     return (
         torch.as_tensor(triangle_table(), device=device),
-        torch.as_tensor(CORNERS, device=device),
         torch.as_tensor(EDGE_AXIS, device=device),
         torch.as_tensor(EDGE_ORIGIN, device=device),
     )
@@ -41,7 +43,7 @@ def marching_cubes(
     if sdf.dim() != 3 or min(sdf.shape) < 2:
         raise ValueError(f"sdf: expected a [N0, N1, N2] grid with every N >= 2, got {list(sdf.shape)}")
     device, dtype = sdf.device, sdf.dtype
-    table, corners, edge_axis, edge_origin = _tables(device)
+    table, edge_axis, edge_origin = _tables(device)
     dims = torch.tensor(sdf.shape, device=device)
     inside = (sdf.detach() < 0).to(torch.int64)
     n0, n1, n2 = sdf.shape

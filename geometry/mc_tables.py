@@ -52,23 +52,16 @@ def _segments(case: int) -> list[tuple[int, int]]:
     segments = []
     for cycle in _faces():
         for k, corner in enumerate(cycle):
-            if not inside[corner]:
-                continue
-            prev_c, next_c = cycle[k - 1], cycle[(k + 1) % 4]
-            if inside[prev_c] and inside[next_c]:
-                continue  # the crossing belongs to a run of inside corners handled at its ends
-            # Walk counter-clockwise from this corner over the run of inside corners.
-            if inside[prev_c]:
-                continue  # not the start of a run
-            run = [corner]
-            while inside[cycle[(cycle.index(run[-1]) + 1) % 4]] and len(run) < 4:
-                run.append(cycle[(cycle.index(run[-1]) + 1) % 4])
-            if len(run) == 4:
-                break
-            last = run[-1]
-            after = cycle[(cycle.index(last) + 1) % 4]
+            prev_c = cycle[k - 1]
+            if not inside[corner] or inside[prev_c]:
+                continue  # only the first corner of a run of inside corners starts a segment
+            # Walk counter-clockwise over the run (a run that starts after an outside corner has < 4).
+            last = k
+            while inside[cycle[(last + 1) % 4]]:
+                last += 1
+            after = cycle[(last + 1) % 4]
             # Inside corners on the left when going from the exit edge back to the entry edge.
-            segments.append((_edge_index(last, after), _edge_index(prev_c, corner)))
+            segments.append((_edge_index(cycle[last % 4], after), _edge_index(prev_c, corner)))
     return segments
 
 
