@@ -5,8 +5,8 @@ import sys
 
 def main() -> int:
     print(
-        "train.py: the reconstruction trainer is not implemented yet; only the rendering primitives "
-        "(render.raster) exist so far. See README.md for what works today.",
+        "train.py: the reconstruction trainer is not implemented yet; the rasterization primitives, "
+        "shading and marching cubes exist so far. See README.md for what works today.",
         file=sys.stderr,
     )
     return 2
