@@ -1,5 +1,2 @@
-"""Shape representations: hash-grid SDF, differentiable marching cubes, mesh utilities, regularizers.
-
-Only ``geometry.primitives`` (procedural test meshes) exists so far; the SDF pipeline is the
-subject of a later issue (see DESIGN.md §2).
-"""
+"""Shape representations: hash-grid SDF network, narrow-band grid sampling, differentiable marching
+cubes, mesh utilities (normals, cleanup, UV unwrapping), distances and regularizers (DESIGN.md §2)."""

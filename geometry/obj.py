@@ -1,0 +1,70 @@
+"""Reading Wavefront OBJ meshes (positions, texture coordinates, polygons fan-triangulated)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from geometry.mesh import Mesh
+
+
+class MeshFileError(ValueError):
+    """A mesh file that cannot be used; the message names the file and the problem."""
+
+
+def _index(token: str, count: int, path: str, line_no: int) -> int:
+    value = int(token)
+    index = value - 1 if value > 0 else count + value
+    if not 0 <= index < count:
+        raise MeshFileError(f"{path}:{line_no}: index {value} out of range (have {count})")
+    return index
+
+
+def read_obj(path: str | os.PathLike) -> Mesh:
+    """Load an OBJ file into a :class:`Mesh` (float32 vertices, int64 faces; uv when every face has one).
+
+    Raises :class:`MeshFileError` for a missing or unreadable file, malformed numbers, indices out of
+    range, or a file without faces.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError as error:
+        raise MeshFileError(f"{path}: cannot read mesh ({error.strerror or error})") from None
+    positions, texcoords, faces, uv_faces = [], [], [], []
+    all_uv = True
+    for line_no, line in enumerate(lines, 1):
+        parts = line.split("#", 1)[0].split()
+        if not parts:
+            continue
+        try:
+            if parts[0] == "v":
+                positions.append([float(x) for x in parts[1:4]])
+            elif parts[0] == "vt":
+                texcoords.append([float(x) for x in parts[1:3]])
+            elif parts[0] == "f":
+                corners = [c.split("/") for c in parts[1:]]
+                if len(corners) < 3:
+                    raise MeshFileError(f"{path}:{line_no}: a face needs at least 3 vertices")
+                v = [_index(c[0], len(positions), path, line_no) for c in corners]
+                has_uv = all(len(c) > 1 and c[1] for c in corners)
+                all_uv &= has_uv
+                t = [_index(c[1], len(texcoords), path, line_no) for c in corners] if has_uv else [0] * len(v)
+                for k in range(1, len(v) - 1):
+                    faces.append([v[0], v[k], v[k + 1]])
+                    uv_faces.append([t[0], t[k], t[k + 1]])
+        except ValueError as error:
+            if isinstance(error, MeshFileError):
+                raise
+            raise MeshFileError(f"{path}:{line_no}: malformed line {line.strip()!r}") from None
+    if not faces:
+        raise MeshFileError(f"{path}: no faces")
+    if any(len(p) != 3 for p in positions):
+        raise MeshFileError(f"{path}: a vertex line has fewer than 3 coordinates")
+    mesh = Mesh(torch.tensor(positions, dtype=torch.float32), torch.tensor(faces, dtype=torch.int64))
+    if all_uv and texcoords:
+        mesh.uv = torch.tensor(texcoords, dtype=torch.float32)
+        mesh.uv_faces = torch.tensor(uv_faces, dtype=torch.int64)
+    return mesh

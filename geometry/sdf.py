@@ -1,0 +1,120 @@
+"""The SDF network: hash-grid encoding + small MLP -> signed distance (world units, negative inside)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from geometry.encoding import HashGridConfig, HashGridEncoding
+
+
+@dataclass
+class SDFNetworkConfig:
+    """Settings of :class:`SDFNetwork`."""
+
+    encoding: HashGridConfig = field(default_factory=HashGridConfig)
+    """The hash grid; it covers ``bbox_min``..``bbox_max`` (its cube hull)."""
+    hidden_dim: int = 64
+    """Width of the MLP's hidden layers."""
+    n_hidden_layers: int = 2
+    """Number of hidden layers."""
+    feature_dim: int = 0
+    """Extra output channels returned beside the distance (e.g. to condition a material network)."""
+    init_radius: float = 0.5
+    """The untrained network is close to a sphere of this radius (world units) at the box centre."""
+    bbox_min: tuple[float, float, float] = (-1.0, -1.0, -1.0)
+    """Lower corner of the reconstruction volume (world units)."""
+    bbox_max: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Upper corner of the reconstruction volume (world units)."""
+    softplus_beta: float = 100.0
+    """Sharpness of the Softplus activations (large: close to ReLU, but smooth)."""
+
+    def validate(self) -> None:
+        lower, upper = torch.tensor(self.bbox_min), torch.tensor(self.bbox_max)
+        if lower.shape != (3,) or upper.shape != (3,) or not bool((upper > lower).all()):
+            raise ValueError(
+                f"sdf: bbox_max {self.bbox_max} must exceed bbox_min {self.bbox_min} on every axis"
+            )
+        if self.hidden_dim < 1 or self.n_hidden_layers < 1 or self.feature_dim < 0:
+            raise ValueError("sdf: hidden_dim and n_hidden_layers must be >= 1, feature_dim >= 0")
+        if self.init_radius <= 0:
+            raise ValueError(f"sdf: init_radius must be positive, got {self.init_radius}")
+
+
+class SDFNetwork(nn.Module):
+    """f(x) = scale * MLP([x_n, enc((x_n + 1) / 2)]), x_n = (x - centre) / scale.
+
+    ``centre`` and ``scale`` (half the longest side) map the box isotropically into [-1, 1]^3, so the
+    network's distances stay distances after the map back to world units. The hash grid covers that cube
+    (positions outside it are clamped for the encoding; the raw x_n input keeps the field defined).
+
+    Geometric initialization (Atzmon & Lipman, "SAL", 2020): hidden weights N(0, 2/width), the encoding's
+    input weights zero, the last layer's weight sqrt(pi / width) and bias -radius, so that the initial
+    field is close to |x - centre| - init_radius.
+    """
+
+    def __init__(self, config: SDFNetworkConfig | None = None, seed: int | None = None):
+        super().__init__()
+        self.config = config or SDFNetworkConfig()
+        self.config.validate()
+        lower = torch.tensor(self.config.bbox_min, dtype=torch.float32)
+        upper = torch.tensor(self.config.bbox_max, dtype=torch.float32)
+        self.register_buffer("centre", (lower + upper) / 2)
+        self.register_buffer("scale", ((upper - lower).max() / 2).reshape(()))
+        self.encoding = HashGridEncoding(self.config.encoding, seed=seed)
+        width, depth = self.config.hidden_dim, self.config.n_hidden_layers
+        dims = [3 + self.encoding.output_dim] + [width] * depth + [1 + self.config.feature_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.activation = nn.Softplus(beta=self.config.softplus_beta)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self._geometric_init(generator)
+
+    @torch.no_grad()
+    def _geometric_init(self, generator: torch.Generator | None) -> None:
+        radius = self.config.init_radius / float(self.scale)
+        for index, layer in enumerate(self.layers):
+            out_dim, in_dim = layer.weight.shape
+            if index == len(self.layers) - 1:
+                layer.weight.normal_(0.0, 1e-4, generator=generator)
+                layer.weight[0] += math.sqrt(math.pi / in_dim)
+                layer.bias.zero_()
+                layer.bias[0] = -radius
+            else:
+                layer.weight.normal_(0.0, math.sqrt(2.0 / out_dim), generator=generator)
+                layer.bias.zero_()
+                if index == 0:
+                    layer.weight[:, 3:] = 0.0  # the encoding starts silent: a pure sphere
+
+    @property
+    def lower(self) -> torch.Tensor:
+        """[3] lower corner of the encoded cube (world units)."""
+        return self.centre - self.scale
+
+    @property
+    def upper(self) -> torch.Tensor:
+        """[3] upper corner of the encoded cube (world units)."""
+        return self.centre + self.scale
+
+    def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Signed distance and features.
+
+        Args:
+            points: [..., 3] world positions.
+        Returns:
+            sdf [...] (world units, negative inside) and features [..., feature_dim].
+        """
+        shape = points.shape[:-1]
+        x = ((points.reshape(-1, 3) - self.centre) / self.scale).to(self.layers[0].weight.dtype)
+        h = torch.cat((x, self.encoding((x + 1) * 0.5).to(x.dtype)), -1)
+        for layer in self.layers[:-1]:
+            h = self.activation(layer(h))
+        out = self.layers[-1](h)
+        sdf = out[:, 0] * self.scale
+        return sdf.reshape(shape), out[:, 1:].reshape(*shape, -1)
+
+    def sdf(self, points: torch.Tensor) -> torch.Tensor:
+        """[..., 3] world positions -> [...] signed distance (world units)."""
+        return self(points)[0]
