@@ -8,8 +8,9 @@ one runs on the other:
     trilinear weights come from p - floor(p);
   * a level is dense (index = i + j r + k r^2) when r^3 fits in 2^log2_hashmap_size entries, else
     hashed (i * 1 xor j * 2654435761 xor k * 805459861, in uint32); either index is taken modulo the
-    level's table size min(next multiple of 8 of r^3, 2^log2_hashmap_size), which is also how
-    out-of-grid corners at x = 1 wrap (harmlessly, with weight 0 there);
+    level's table size min(next multiple of 8 of r^3, 2^log2_hashmap_size). As in tinycudann, a corner
+    past the top of a dense level (when s_l is an integer, in the last half cell before x = 1) is not
+    clamped: it wraps to another entry;
   * the flat parameter vector holds level after level, entry after entry, feature after feature;
     output column l * F + f is feature f of level l.
 
