@@ -37,11 +37,11 @@ class GridConfig:
     """Evaluate coarse to fine near the surface instead of at every grid point."""
     coarse_resolution: int = 16
     """Cells per axis of the first, fully evaluated level; resolution / coarse_resolution must be 2^k."""
-    band: float = 1.5
+    band: float = 1.0
     """At each finer level, evaluate the points whose value interpolated from the coarser level is within
     band * (that level's spacing) of zero. An end point of a crossing edge is within one spacing of the
-    surface, so band > 1 covers it up to the interpolation error (small for smooth surfaces); the repair
-    pass catches the rest."""
+    surface, so band >= 1 covers it up to the interpolation error (small for smooth surfaces); the repair
+    pass catches the rest. 1.0 gave the full-evaluation mesh on every shape tested."""
     max_repairs: int = 8
     """Rounds of the repair pass before giving up (the mesh is still valid, just possibly incomplete)."""
 
@@ -68,6 +68,8 @@ class SDFGrid:
     """Points evaluated without gradients (all levels and repairs)."""
     evaluated_with_grad: int
     """Points re-evaluated with gradients (the crossing edges' end points)."""
+    repaired: int = 0
+    """Points among ``evaluated`` that the repair pass added (narrow band only)."""
 
     @property
     def spacing(self) -> torch.Tensor:
@@ -84,15 +86,16 @@ def crossing_edges(values: torch.Tensor) -> torch.Tensor:
         [E, 2] int64 flat indices (into ``values.reshape(-1)``) of each edge's two end points.
     """
     inside = values.detach() < 0
-    strides = (values.shape[1] * values.shape[2], values.shape[2], 1)
-    flat = torch.arange(values.numel(), device=values.device).view(values.shape)
+    n1, n2 = values.shape[1], values.shape[2]
+    strides = (n1 * n2, n2, 1)
     edges = []
     for axis in range(3):
         lo = [slice(None)] * 3
         lo[axis] = slice(0, -1)
         hi = [slice(None)] * 3
         hi[axis] = slice(1, None)
-        start = flat[tuple(lo)][inside[tuple(lo)] != inside[tuple(hi)]]
+        start = torch.nonzero(inside[tuple(lo)] != inside[tuple(hi)])
+        start = (start[:, 0] * n1 + start[:, 1]) * n2 + start[:, 2]
         edges.append(torch.stack((start, start + strides[axis]), -1))
     return torch.cat(edges)
 
@@ -103,8 +106,17 @@ def _evaluate(fn: SDFFunction, index: torch.Tensor, lower: torch.Tensor, spacing
     return torch.cat([fn(part).reshape(-1) for part in points.split(_CHUNK)]) if len(points) else points[:, 0]
 
 
-def _dilate(mask: torch.Tensor) -> torch.Tensor:
-    return F.max_pool3d(mask[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+_NEIGHBOURS = torch.stack(torch.meshgrid(*[torch.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(
+    -1, 3
+)  # the 27 offsets of a 3x3x3 block
+
+
+def _neighbourhood(index: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Grid points within one step (in every axis) of the points ``index`` [P, 3]: [Q, 3], unique."""
+    near = (index[:, None, :] + _NEIGHBOURS.to(index.device)).reshape(-1, 3)
+    limit = torch.tensor(shape, device=index.device) - 1
+    near = torch.minimum(near.clamp(min=0), limit)
+    return torch.unique(near, dim=0)
 
 
 def _narrow_band(fn: SDFFunction, lower, spacing, config: GridConfig):
@@ -135,16 +147,16 @@ def _repair(fn: SDFFunction, values, known, lower, spacing, config: GridConfig) 
     """Evaluate interpolated points on crossing edges (and their neighbours) until there are none."""
     evaluated = 0
     for _ in range(config.max_repairs):
-        edges = crossing_edges(values)
-        missing = torch.zeros_like(known)
-        missing.view(-1)[edges.reshape(-1)] = True
-        missing &= ~known
-        if not bool(missing.any()):
+        ends = crossing_edges(values).reshape(-1)
+        ends = torch.unique(ends[~known.view(-1)[ends]])
+        if len(ends) == 0:
             break
-        new = _dilate(missing) & ~known
-        index = torch.nonzero(new)
-        values[new] = _evaluate(fn, index, lower, spacing).to(values.dtype)
-        known |= new
+        n1, n2 = values.shape[1], values.shape[2]
+        missing = torch.stack((ends // (n1 * n2), (ends // n2) % n1, ends % n2), -1)
+        index = _neighbourhood(missing, values.shape)
+        index = index[~known[index[:, 0], index[:, 1], index[:, 2]]]
+        values[index[:, 0], index[:, 1], index[:, 2]] = _evaluate(fn, index, lower, spacing).to(values.dtype)
+        known[index[:, 0], index[:, 1], index[:, 2]] = True
         evaluated += len(index)
     return evaluated
 
@@ -164,18 +176,19 @@ def sample_sdf_grid(
     with torch.no_grad():
         if config.narrow_band and config.coarse_resolution < resolution:
             values, known, evaluated = _narrow_band(fn, lower, spacing, config)
-            evaluated += _repair(fn, values, known, lower, spacing, config)
+            repaired = _repair(fn, values, known, lower, spacing, config)
+            evaluated += repaired
         else:
             axis = torch.arange(resolution + 1, device=lower.device)
             index = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
             values = _evaluate(fn, index, lower, spacing).view((resolution + 1,) * 3)
-            evaluated = values.numel()
+            evaluated, repaired = values.numel(), 0
     ends = torch.unique(crossing_edges(values))
     n = resolution + 1
     index = torch.stack((ends // (n * n), (ends // n) % n, ends % n), -1)
     with_grad = _evaluate(fn, index, lower, spacing)
     values = values.reshape(-1).index_put((ends,), with_grad.to(values.dtype)).view(values.shape)
-    return SDFGrid(values, lower, upper, evaluated, len(ends))
+    return SDFGrid(values, lower, upper, evaluated, len(ends), repaired)
 
 
 def extract_mesh(

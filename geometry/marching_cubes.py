@@ -45,17 +45,17 @@ def marching_cubes(
     device, dtype = sdf.device, sdf.dtype
     table, edge_axis, edge_origin = _tables(device)
     dims = torch.tensor(sdf.shape, device=device)
-    inside = (sdf.detach() < 0).to(torch.int64)
+    inside = (sdf.detach() < 0).to(torch.uint8)  # uint8 keeps the full-grid passes cheap
     n0, n1, n2 = sdf.shape
-    case = torch.zeros(n0 - 1, n1 - 1, n2 - 1, dtype=torch.int64, device=device)
+    case = torch.zeros(n0 - 1, n1 - 1, n2 - 1, dtype=torch.uint8, device=device)
     for c in range(8):
         x, y, z = (int(v) for v in CORNERS[c])
-        case |= inside[x : n0 - 1 + x, y : n1 - 1 + y, z : n2 - 1 + z] << c
+        case |= inside[x : n0 - 1 + x, y : n1 - 1 + y, z : n2 - 1 + z] * (1 << c)
     cells = torch.nonzero((case > 0) & (case < 255))  # [A, 3]
     empty = (sdf.new_zeros(0, 3), torch.zeros(0, 3, dtype=torch.int64, device=device))
     if cells.shape[0] == 0:
         return empty
-    tris = table[case[cells[:, 0], cells[:, 1], cells[:, 2]]]  # [A, 5, 3] local edges
+    tris = table[case[cells[:, 0], cells[:, 1], cells[:, 2]].long()]  # [A, 5, 3] local edges
     used = tris[:, :, 0] >= 0
     cell_of = cells[:, None, None, :].expand(-1, 5, 3, 3)[used]  # [T, 3, 3]
     local = tris[used]  # [T, 3]
