@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--full-max", type=int, default=128, help="also time full evaluation up to this res")
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per case (after one warm-up)")
     parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: all present)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/geometry.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench_results/bench_geometry.json"))
     args = parser.parse_args()
 
     rows = []
