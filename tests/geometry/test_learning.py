@@ -112,15 +112,16 @@ def chamfer_to_target(network: SDFNetwork, target: Target) -> tuple[float, int]:
     return float(chamfer), len(faces)
 
 
-def test_fit_by_sdf_samples(target, fitted_by_samples, report):
-    network, seconds = fitted_by_samples
+def check_fit(report, label: str, network: SDFNetwork, target: Target, seconds: float) -> None:
     chamfer, n_faces = chamfer_to_target(network, target)
-    report(
-        f"fit (a) {target.name} by SDF samples: Chamfer {chamfer:.4f} at 64^3 ({n_faces} faces), "
-        f"{seconds:.1f} s incl. targets"
-    )
+    report(f"{label}: Chamfer {chamfer:.4f} at 64^3 ({n_faces} faces), {seconds:.1f} s")
     assert chamfer < CHAMFER_LIMIT
     assert seconds < 60
+
+
+def test_fit_by_sdf_samples(target, fitted_by_samples, report):
+    network, seconds = fitted_by_samples
+    check_fit(report, f"fit (a) {target.name} by SDF samples (time incl. targets)", network, target, seconds)
 
 
 def test_fit_through_marching_cubes(target, report):
@@ -146,13 +147,8 @@ def test_fit_through_marching_cubes(target, report):
         loss.backward()
         optimizer.step()
     seconds = time.perf_counter() - start
-    chamfer, n_faces = chamfer_to_target(network, target)
-    report(
-        f"fit (b) {target.name} through marching cubes: Chamfer {initial:.4f} (sphere) -> {chamfer:.4f} "
-        f"at 64^3 ({n_faces} faces), {seconds:.1f} s"
-    )
-    assert chamfer < CHAMFER_LIMIT
-    assert seconds < 60
+    label = f"fit (b) {target.name} through marching cubes from the sphere (Chamfer {initial:.4f})"
+    check_fit(report, label, network, target, seconds)
 
 
 def test_narrow_band_equals_full_on_a_fitted_network(fitted_by_samples, report):
