@@ -1,4 +1,2 @@
-"""Multi-view datasets (NeRF-synthetic, COLMAP, LLFF, nerfstudio) and synthetic scenes.
-
-Not implemented yet (see DESIGN.md §2).
-"""
+"""Multi-view datasets: one camera model (:mod:`data.cameras`), a parser per format (NeRF-synthetic,
+nerfstudio, COLMAP, LLFF), scene normalization and the cached dataset (:mod:`data.dataset`)."""

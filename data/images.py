@@ -1,0 +1,99 @@
+"""Image files: decoding to compact uint8 RGBA, colour transfer functions, resizing, atomic writing."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from data.errors import DatasetError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """sRGB-encoded [0, 1] -> linear (IEC 61966-2-1)."""
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """Linear -> sRGB-encoded, clamped to [0, 1]."""
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
+
+
+def resolve_image(path: Path) -> Path:
+    """``path`` itself, or with an image suffix appended when the dataset omits it (NeRF-synthetic)."""
+    if path.is_file():
+        return path
+    for suffix in IMAGE_SUFFIXES:
+        candidate = path.with_name(path.name + suffix)
+        if candidate.is_file():
+            return candidate
+    raise DatasetError(f"{path}: image not found")
+
+
+def read_rgba(path: str | os.PathLike) -> np.ndarray:
+    """Decode an 8- or 16-bit image into uint8 RGBA [H, W, 4] (alpha 255 when the file has none)."""
+    path = Path(path)
+    try:
+        image = np.asarray(iio.imread(path))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image not found") from None
+    except Exception as error:  # noqa: BLE001 - any decoder failure is a bad file
+        raise DatasetError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from None
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise DatasetError(f"{path}: unsupported image type {image.dtype} (expected 8 or 16 bits)")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise DatasetError(f"{path}: unsupported image shape {list(image.shape)}")
+    if image.shape[2] in (1, 2):  # gray (+ alpha)
+        image = np.concatenate([image[..., :1]] * 3 + [image[..., 1:]], axis=2)
+    if image.shape[2] == 3:
+        image = np.concatenate([image, np.full_like(image[..., :1], 255)], axis=2)
+    return np.ascontiguousarray(image)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A mask image as uint8 [H, W] (its alpha if it has one that is not opaque, else its first channel)."""
+    rgba = read_rgba(path)
+    return rgba[..., 3] if (rgba[..., 3] < 255).any() else rgba[..., 0]
+
+
+def resize_rgba(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area-average resize of uint8 RGBA in linear light (colour weighted by alpha); uint8 RGBA out."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    x = torch.from_numpy(image).float().div(255).permute(2, 0, 1)[None]
+    rgb, alpha = srgb_to_linear(x[:, :3]), x[:, 3:]
+    pooled = torch.nn.functional.interpolate(
+        torch.cat((rgb * alpha, alpha), 1), size=(height, width), mode="area"
+    )
+    alpha = pooled[:, 3:]
+    rgb = torch.where(alpha > 0, pooled[:, :3] / alpha.clamp_min(1e-8), pooled[:, :3])
+    out = torch.cat((linear_to_srgb(rgb), alpha), 1)[0].permute(1, 2, 0)
+    return (out * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a uint8 image atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    iio.imwrite(tmp, image)
+    os.replace(tmp, path)
+
+
+def warn_no_masks(where: str) -> None:
+    warnings.warn(
+        f"{where}: images have no alpha and no masks were found; reconstructing without masks "
+        "(the background is then part of the scene: expect a worse silhouette and floaters)",
+        stacklevel=3,
+    )
