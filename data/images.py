@@ -41,7 +41,7 @@ def read_rgba(path: str | os.PathLike) -> np.ndarray:
     """Decode an 8- or 16-bit image into uint8 RGBA [H, W, 4] (alpha 255 when the file has none)."""
     path = Path(path)
     try:
-        image = np.asarray(iio.imread(path))
+        image = np.asarray(iio.imread(path, extension=path.suffix or None))
     except FileNotFoundError:
         raise DatasetError(f"{path}: image not found") from None
     except Exception as error:  # noqa: BLE001 - any decoder failure is a bad file

@@ -76,6 +76,8 @@ def load_nerf_synthetic(root: str | os.PathLike) -> SceneData:
             intrinsics.append(_intrinsics(meta, frame, size, where))
             splits[split].append(len(paths))
             paths.append(image)
+    if not splits.get("train"):
+        raise DatasetError(f"{root / 'transforms_train.json'}: no views in split 'train'")
     sizes = {(k[4], k[5]) for k in intrinsics}
     if len(sizes) > 1:
         raise DatasetError(f"{root}: images of different sizes {sorted(sizes)}")

@@ -71,7 +71,8 @@ def from_masks(
     cameras: Camera, masks: torch.Tensor, target_radius: float = 0.8, resolution: int = 64
 ) -> SceneTransform | None:
     """Bounding sphere of the masks' visual hull (carved on a ``resolution``^3 grid around the look-at
-    point); None when nothing survives carving.
+    point; a point survives when every view that sees it has it in the mask and at least half of the
+    views see it); None when nothing survives.
 
     Args:
         masks: [B, H, W] uint8 or bool (foreground > half), images top row first.
@@ -81,6 +82,7 @@ def from_masks(
     axis = torch.linspace(-half, half, resolution)
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3) + centre
     keep = torch.ones(len(grid), dtype=torch.bool)
+    seen = torch.zeros(len(grid), dtype=torch.int64)
     foreground = masks > (127 if masks.dtype == torch.uint8 else 0)
     for view in range(len(cameras)):
         xy, depth = cameras[view].project(grid)
@@ -88,6 +90,8 @@ def from_masks(
         inside = (depth[0] > 0) & (x >= 0) & (y >= 0) & (x < cameras.width) & (y < cameras.height)
         hit = foreground[view][y.clamp(0, cameras.height - 1), x.clamp(0, cameras.width - 1)]
         keep &= ~inside | hit  # carve only where the view sees the point
+        seen += inside
+    keep &= seen * 2 >= len(cameras)  # and drop what most views never see (outside the capture)
     if not bool(keep.any()):
         return None
     occupied = grid[keep]

@@ -77,7 +77,7 @@ def as_matrix(value, where: str) -> np.ndarray:
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file without decoding all of it where the format allows."""
     try:
-        shape = iio.improps(path).shape
+        shape = iio.improps(path, extension=path.suffix or None).shape
     except FileNotFoundError:
         raise DatasetError(f"{path}: image not found") from None
     except Exception as error:  # noqa: BLE001
