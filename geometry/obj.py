@@ -68,3 +68,29 @@ def read_obj(path: str | os.PathLike) -> Mesh:
         mesh.uv = torch.tensor(texcoords, dtype=torch.float32)
         mesh.uv_faces = torch.tensor(uv_faces, dtype=torch.int64)
     return mesh
+
+
+def write_obj(path: str | os.PathLike, vertices: torch.Tensor, faces: torch.Tensor) -> None:
+    """Write positions and triangles (1-based) to an OBJ file atomically."""
+    path = os.fspath(path)
+    lines = [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices.detach().cpu().tolist()]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.cpu().tolist()]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def find_texture(path: str | os.PathLike) -> str | None:
+    """The ``map_Kd`` image of the first material library an OBJ names (path resolved), or None."""
+    folder = os.path.dirname(os.fspath(path))
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        libraries = [line.split(None, 1)[1].strip() for line in handle if line.startswith("mtllib ")]
+    for library in libraries:
+        mtl = os.path.join(folder, library)
+        if os.path.isfile(mtl):
+            with open(mtl, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    if line.strip().startswith("map_Kd "):
+                        return os.path.join(folder, line.strip().split()[-1])
+    return None
