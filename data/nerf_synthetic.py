@@ -18,31 +18,15 @@ import torch
 from data.cameras import Camera
 from data.errors import DatasetError
 from data.images import resolve_image, write_image
-from data.scene import SPLITS, SceneData, as_matrix, focal_from_fov, image_size, read_json, require
+from data.scene import SPLITS, SceneData, as_matrix, image_size, parse_intrinsics, read_json, require
 
 
-def _intrinsics(meta: dict, frame: dict, size: tuple[int, int], where: str) -> tuple[float, ...]:
+def _intrinsics(meta: dict, frame: dict, size: tuple[int, int], where: str) -> tuple:
     def get(key):  # a per-frame value overrides the global one; our writer uses fx/fy/cx/cy per frame
         alias = {"fl_x": "fx", "fl_y": "fy"}.get(key, key)
         return frame.get(key, frame.get(alias, meta.get(key)))
 
-    width = int(get("w") or size[0])
-    height = int(get("h") or size[1])
-    if get("fl_x") is not None:
-        fx = float(get("fl_x"))
-    elif get("camera_angle_x") is not None:
-        fx = focal_from_fov(float(get("camera_angle_x")), width, where)
-    else:
-        raise DatasetError(f"{where}: missing 'camera_angle_x' (or 'fl_x')")
-    if get("fl_y") is not None:
-        fy = float(get("fl_y"))
-    elif get("camera_angle_y") is not None:
-        fy = focal_from_fov(float(get("camera_angle_y")), height, where)
-    else:
-        fy = fx
-    cx = float(get("cx")) if get("cx") is not None else width / 2
-    cy = float(get("cy")) if get("cy") is not None else height / 2
-    return fx, fy, cx, cy, width, height
+    return parse_intrinsics(get, size, where)
 
 
 def is_nerf_synthetic(root: Path) -> bool:

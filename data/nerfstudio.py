@@ -20,7 +20,7 @@ from data.cameras import Camera
 from data.distortion import Distortion
 from data.errors import DatasetError
 from data.images import resolve_image, write_image
-from data.scene import SceneData, as_matrix, focal_from_fov, holdout_splits, image_size, read_json, require
+from data.scene import SceneData, as_matrix, holdout_splits, image_size, parse_intrinsics, read_json, require
 
 CAMERA_MODELS = ("PINHOLE", "OPENCV")
 
@@ -51,17 +51,8 @@ def load_nerfstudio(root: str | os.PathLike, test_every: int = 8) -> SceneData:
                 f"{where}: unsupported camera_model '{model}' (supported: {', '.join(CAMERA_MODELS)})"
             )
         image = resolve_image(root / str(require(frame, "file_path", where)))
-        width, height = (int(get("w")), int(get("h"))) if get("w") and get("h") else image_size(image)
-        if get("fl_x") is not None:
-            fx = float(get("fl_x"))
-        elif get("camera_angle_x") is not None:
-            fx = focal_from_fov(float(get("camera_angle_x")), width, where)
-        else:
-            raise DatasetError(f"{where}: missing 'fl_x' (or 'camera_angle_x')")
-        fy = float(get("fl_y")) if get("fl_y") is not None else fx
-        cx = float(get("cx")) if get("cx") is not None else width / 2
-        cy = float(get("cy")) if get("cy") is not None else height / 2
-        rows.append((fx, fy, cx, cy, width, height))
+        size = (int(get("w")), int(get("h"))) if get("w") and get("h") else image_size(image)
+        rows.append(parse_intrinsics(get, size, where))
         c2w.append(as_matrix(require(frame, "transform_matrix", where), where))
         images.append(image)
         mask = frame.get("mask_path")

@@ -106,3 +106,26 @@ def focal_from_fov(fov: float, size: int, where: str) -> float:
     if not (0 < fov < math.pi):
         raise DatasetError(f"{where}: field of view {fov} is not in (0, pi) radians")
     return 0.5 * size / math.tan(0.5 * fov)
+
+
+def parse_intrinsics(get, size: tuple[int, int], where: str) -> tuple[float, float, float, float, int, int]:
+    """(fx, fy, cx, cy, width, height) from transforms-style keys, ``get(key)`` giving the frame's value or
+    the global one: ``w``/``h`` (else ``size``), ``fl_x`` or ``camera_angle_x``, ``fl_y`` or
+    ``camera_angle_y`` (else fx), ``cx``/``cy`` (else the image centre)."""
+    width = int(get("w") or size[0])
+    height = int(get("h") or size[1])
+    if get("fl_x") is not None:
+        fx = float(get("fl_x"))
+    elif get("camera_angle_x") is not None:
+        fx = focal_from_fov(float(get("camera_angle_x")), width, where)
+    else:
+        raise DatasetError(f"{where}: missing 'camera_angle_x' (or 'fl_x')")
+    if get("fl_y") is not None:
+        fy = float(get("fl_y"))
+    elif get("camera_angle_y") is not None:
+        fy = focal_from_fov(float(get("camera_angle_y")), height, where)
+    else:
+        fy = fx
+    cx = float(get("cx")) if get("cx") is not None else width / 2
+    cy = float(get("cy")) if get("cy") is not None else height / 2
+    return fx, fy, cx, cy, width, height
