@@ -48,8 +48,9 @@ class SyntheticConfig:
     resolution: int = 256
     """Image width and height (pixels)."""
     fov_degrees: float = 40.0
-    distance: float = 2.6
-    """Camera distance in units of the object's bounding-sphere radius."""
+    distance: float = 3.2
+    """Camera distance in units of the object's bounding-sphere radius (>= 1 / sin(fov / 2) keeps the
+    whole object in view: 2.92 at 40 degrees)."""
     mesh_resolution: int = 128
     """Marching-cubes grid of the procedural object."""
     light_resolution: int = 128
