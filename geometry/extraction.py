@@ -48,7 +48,7 @@ class GridConfig:
     def validate(self) -> None:
         if self.resolution < 2:
             raise ValueError(f"grid: resolution must be >= 2, got {self.resolution}")
-        if self.narrow_band:
+        if self.narrow_band and self.coarse_resolution < self.resolution:
             ratio = self.resolution // max(self.coarse_resolution, 1)
             if self.coarse_resolution < 2 or self.resolution % self.coarse_resolution or ratio & (ratio - 1):
                 raise ValueError(

@@ -67,3 +67,8 @@ def test_config_errors():
         sample_sdf_grid(sphere, LOWER, UPPER, GridConfig(96, coarse_resolution=32))
     with pytest.raises(ValueError, match="resolution"):
         GridConfig(1).validate()
+
+
+def test_grids_coarser_than_the_band_start_are_evaluated_fully():
+    vertices, _, grid = extract_mesh(sphere, LOWER, UPPER, GridConfig(8))  # coarse_resolution 16 > 8
+    assert grid.evaluated == 9**3 and len(vertices) > 0
