@@ -1,4 +1,4 @@
-"""The optimization: materials, losses, trainer, export, metrics, checkpoints, logging.
-
-Not implemented yet (see DESIGN.md §2); ``train.py`` reports that instead of pretending to train.
+"""The optimization: materials (:mod:`recon.material`) and losses (:mod:`recon.losses`) exist; the
+trainer, export, metrics, checkpoints and logging are still to come (DESIGN.md §2), and ``train.py``
+reports that instead of pretending to train.
 """

@@ -1,0 +1,99 @@
+"""Materials: a hash-grid MLP over world positions (stage 1) -> base colour, roughness, metallic.
+
+Outputs go through sigmoids into configurable ranges, so every value the shader sees is physically
+valid. ``smoothness_loss`` is nvdiffrec's material regularizer: the change of the material between a
+point and a jittered copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from geometry.encoding import HashGridConfig, HashGridEncoding
+
+
+def _default_encoding() -> HashGridConfig:
+    return HashGridConfig(n_levels=6, log2_hashmap_size=16, base_resolution=16, per_level_scale=1.8)
+
+
+@dataclass
+class MaterialConfig:
+    """Settings of :class:`MaterialMLP`."""
+
+    encoding: HashGridConfig = field(default_factory=_default_encoding)
+    """Hash grid over the reconstruction box (6 levels, 16 -> ~300)."""
+    hidden_dim: int = 32
+    n_hidden_layers: int = 2
+    base_color_range: tuple[float, float] = (0.0, 1.0)
+    roughness_range: tuple[float, float] = (0.08, 1.0)
+    """Perceptual roughness limits (0.08 = render.brdf.MIN_ROUGHNESS)."""
+    metallic_range: tuple[float, float] = (0.0, 1.0)
+    """(0, 0) for dielectric-only reconstructions."""
+
+    def validate(self) -> None:
+        for name in ("base_color_range", "roughness_range", "metallic_range"):
+            low, high = getattr(self, name)
+            if not 0.0 <= low <= high <= 1.0:
+                raise ValueError(f"material: {name} must satisfy 0 <= low <= high <= 1, got {(low, high)}")
+        if self.hidden_dim < 1 or self.n_hidden_layers < 1:
+            raise ValueError("material: hidden_dim and n_hidden_layers must be >= 1")
+
+
+@dataclass
+class MaterialSample:
+    """base_color [P, 3] (linear), roughness [P, 1], metallic [P, 1]."""
+
+    base_color: torch.Tensor
+    roughness: torch.Tensor
+    metallic: torch.Tensor
+
+    def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.base_color, self.roughness, self.metallic
+
+    def __iter__(self):  # unpacks like the (base, roughness, metallic) tuple the renderer expects
+        return iter(self.as_tuple())
+
+
+class MaterialMLP(nn.Module):
+    """x (world) -> MaterialSample, over the box [lower, upper] (positions outside are clamped)."""
+
+    def __init__(
+        self,
+        config: MaterialConfig | None = None,
+        lower: tuple[float, float, float] = (-1.0, -1.0, -1.0),
+        upper: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        seed: int | None = None,
+    ):
+        super().__init__()
+        self.config = config or MaterialConfig()
+        self.config.validate()
+        self.register_buffer("lower", torch.tensor(lower, dtype=torch.float32))
+        self.register_buffer("upper", torch.tensor(upper, dtype=torch.float32))
+        self.encoding = HashGridEncoding(self.config.encoding, seed=seed)
+        dims = [self.encoding.output_dim] + [self.config.hidden_dim] * self.config.n_hidden_layers + [5]
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.mlp = nn.Sequential(*layers[:-1])
+        ranges = [self.config.base_color_range] * 3 + [
+            self.config.roughness_range,
+            self.config.metallic_range,
+        ]
+        self.register_buffer("low", torch.tensor([r[0] for r in ranges]))
+        self.register_buffer("span", torch.tensor([r[1] - r[0] for r in ranges]))
+
+    def forward(self, points: torch.Tensor, uv: torch.Tensor | None = None) -> MaterialSample:
+        """points [P, 3] world -> materials (``uv`` is ignored: the renderer's material signature)."""
+        x = ((points - self.lower) / (self.upper - self.lower)).clamp(0, 1)
+        raw = self.mlp(self.encoding(x).to(self.mlp[0].weight.dtype))
+        values = self.low + self.span * torch.sigmoid(raw)
+        return MaterialSample(values[:, :3], values[:, 3:4], values[:, 4:5])
+
+    def smoothness_loss(self, points: torch.Tensor, jitter: float = 0.01, generator=None) -> torch.Tensor:
+        """mean |m(x) - m(x + N(0, jitter^2))| over base colour, roughness and metallic."""
+        noise = torch.randn(points.shape, generator=generator).to(points) * jitter
+        a, b = self(points.detach()), self(points.detach() + noise)
+        return torch.cat([(u - v).abs() for u, v in zip(a.as_tuple(), b.as_tuple(), strict=True)], -1).mean()

@@ -1,0 +1,47 @@
+"""Image losses, PSNR and weight schedules against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from recon.losses import Schedule, image_loss, mask_loss, psnr, tonemap
+
+
+def test_tonemap():
+    x = torch.linspace(0, 10, 50)
+    y = tonemap(x)
+    assert float(y[0]) == 0.0 and bool((y[1:] > y[:-1]).all())  # no saturation: highlights keep gradients
+
+
+def test_image_losses_by_hand():
+    a, b = torch.full((2, 4, 4, 3), 0.5), torch.full((2, 4, 4, 3), 0.25)
+    assert float(image_loss(a, b, "l1", tonemapped=False)) == pytest.approx(0.25)
+    assert float(image_loss(a, b, "l2", tonemapped=False)) == pytest.approx(0.0625)
+    assert float(image_loss(a, b, "logl1", tonemapped=False)) == pytest.approx(math.log(1.5) - math.log(1.25))
+    assert float(image_loss(a, b, "smape", tonemapped=False)) == pytest.approx(0.25 / 0.76)
+    assert float(image_loss(a, b, "l1")) == pytest.approx(float((tonemap(a) - tonemap(b)).abs().mean()))
+    assert float(image_loss(a, a, "smape")) == 0.0
+    with pytest.raises(ValueError, match="unknown image loss"):
+        image_loss(a, b, "huber")
+    assert float(mask_loss(torch.ones(3, 1), torch.zeros(3, 1))) == 1.0
+
+
+def test_psnr():
+    target = torch.zeros(100)
+    assert float(psnr(target + 0.1, target)) == pytest.approx(20.0)
+    assert float(psnr(target, target)) == pytest.approx(120.0)  # capped, finite
+
+
+def test_schedule():
+    constant = Schedule(0.5)
+    assert constant(0) == constant(10_000) == 0.5
+    warm = Schedule(1.0, start=0.0, warmup_steps=100, end=0.1, decay_start=500, decay_end=1000)
+    assert warm(0) == 0.0 and warm(50) == pytest.approx(0.5) and warm(100) == 1.0 and warm(500) == 1.0
+    assert (
+        warm(750) == pytest.approx(0.55)
+        and warm(1000) == pytest.approx(0.1)
+        and warm(5000) == pytest.approx(0.1)
+    )
