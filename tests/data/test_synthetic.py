@@ -67,6 +67,9 @@ def test_procedural_scene(tmp_path, report):
     # The views agree with the ground-truth mesh (validates cameras, the renderer's vertical flip, PNGs).
     exact, tolerant = fraction_inside_alpha(scene, vertices)
     assert exact > 0.9 and tolerant > 0.999  # exact misses are silhouette vertices between pixel centres
+    # The visual hull of 6 views bounds the object tightly: normalized radius in (0.6, 0.8].
+    normalized = MultiViewDataset(scene, "train").transform.to_normalized(vertices).norm(dim=-1).max()
+    assert 0.6 < float(normalized) <= 0.8
     environment = read_hdr(tmp_path / "env.hdr")
     assert environment.shape == synthetic.environment.shape
     torch.testing.assert_close(

@@ -1,0 +1,128 @@
+"""Stage-1 model: SDF network -> marching cubes -> mesh, material MLP, learnable light; one loss.
+
+Everything lives in the normalized scene frame (``data.normalization``: the object within radius ~0.8
+of the origin, the SDF box [-1, 1]^3); cameras come from a :class:`data.dataset.MultiViewDataset`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from data.dataset import Batch
+from geometry.extraction import GridConfig, SDFGrid, extract_mesh
+from geometry.regularizers import (
+    eikonal_loss,
+    eikonal_points,
+    laplacian_loss,
+    normal_consistency,
+    sdf_sign_loss,
+)
+from geometry.sdf import SDFNetwork, SDFNetworkConfig
+from recon.losses import Schedule, image_loss, mask_loss, psnr
+from recon.material import MaterialConfig, MaterialMLP
+from render.light import EnvironmentLight, EnvironmentLightConfig
+from render.renderer import RenderOutput, render_mesh
+
+
+def _light_config() -> EnvironmentLightConfig:
+    return EnvironmentLightConfig(resolution=64)
+
+
+@dataclass
+class ModelConfig:
+    """The parts of the stage-1 model."""
+
+    sdf: SDFNetworkConfig = field(default_factory=SDFNetworkConfig)
+    material: MaterialConfig = field(default_factory=MaterialConfig)
+    light: EnvironmentLightConfig = field(default_factory=_light_config)
+    grid: GridConfig = field(default_factory=lambda: GridConfig(resolution=64))
+
+
+@dataclass
+class LossConfig:
+    """Loss kind and weights (each a :class:`recon.losses.Schedule` over steps)."""
+
+    image: str = "l1"
+    """Image loss on tonemapped colour: l1, l2, logl1 or smape."""
+    image_weight: Schedule = field(default_factory=lambda: Schedule(1.0))
+    mask_weight: Schedule = field(default_factory=lambda: Schedule(1.0))
+    eikonal_weight: Schedule = field(default_factory=lambda: Schedule(0.1))
+    eikonal_points: int = 4096
+    material_smoothness_weight: Schedule = field(default_factory=lambda: Schedule(0.01))
+    normal_consistency_weight: Schedule = field(default_factory=lambda: Schedule(0.01))
+    laplacian_weight: Schedule = field(default_factory=lambda: Schedule(0.0))
+    sdf_sign_weight: Schedule = field(default_factory=lambda: Schedule(0.01, end=0.001, decay_end=1000))
+    light_weight: Schedule = field(default_factory=lambda: Schedule(0.005))
+
+
+@dataclass
+class StepResult:
+    """Total loss, its named terms (floats, for logging), the render and the extracted mesh."""
+
+    loss: torch.Tensor
+    terms: dict[str, float]
+    render: RenderOutput
+    vertices: torch.Tensor
+    faces: torch.Tensor
+    grid: SDFGrid
+
+
+class ReconstructionModel(nn.Module):
+    def __init__(self, config: ModelConfig | None = None, seed: int = 0):
+        super().__init__()
+        self.config = config or ModelConfig()
+        sdf = self.config.sdf
+        self.sdf = SDFNetwork(sdf, seed=seed)
+        self.material = MaterialMLP(self.config.material, sdf.bbox_min, sdf.bbox_max, seed=seed + 1)
+        self.light = EnvironmentLight(self.config.light)
+
+    def extract(self) -> tuple[torch.Tensor, torch.Tensor, SDFGrid]:
+        """The current mesh (vertices differentiable in the SDF network), faces, the sampled grid."""
+        return extract_mesh(self.sdf.sdf, self.sdf.lower, self.sdf.upper, self.config.grid)
+
+    def render(self, batch: Batch, vertices: torch.Tensor, faces: torch.Tensor) -> RenderOutput:
+        cameras = batch.cameras
+        return render_mesh(
+            vertices,
+            faces,
+            cameras.mvp(),
+            cameras.centers,
+            (cameras.height, cameras.width),
+            self.light,
+            self.material,
+            batch.background,
+        )
+
+    def step_loss(self, batch: Batch, config: LossConfig, step: int, generator=None) -> StepResult:
+        """Extract, render ``batch`` and compute the weighted stage-1 loss."""
+        vertices, faces, grid = self.extract()
+        if len(faces) == 0:
+            raise RuntimeError(
+                "the SDF has no zero crossing in the box (empty mesh); lower the learning rate"
+            )
+        out = self.render(batch, vertices, faces)
+        terms = {
+            "image": image_loss(out.rgb, batch.images, config.image),
+            "mask": mask_loss(out.alpha, batch.masks),
+            "eikonal": eikonal_loss(
+                self.sdf.sdf,
+                eikonal_points(
+                    config.eikonal_points, self.sdf.lower, self.sdf.upper, vertices, 0.02, generator
+                ),
+                step=float(grid.spacing.min()) * 0.5,
+            ),
+            "material_smoothness": self.material.smoothness_loss(vertices[:: max(1, len(vertices) // 4096)]),
+            "normal_consistency": normal_consistency(vertices, faces),
+            "laplacian": laplacian_loss(vertices, faces),
+            "sdf_sign": sdf_sign_loss(grid),
+            "light": self.light.regularizer(),
+        }
+        weights = {name: getattr(config, f"{name}_weight")(step) for name in terms}
+        loss = sum(weights[name] * value for name, value in terms.items() if weights[name] != 0)
+        logged = {name: float(value.detach()) for name, value in terms.items()}
+        logged["psnr"] = float(psnr(out.rgb.detach().clamp(0, 1), batch.images.clamp(0, 1)))
+        logged["triangles"] = float(len(faces))
+        return StepResult(loss, logged, out, vertices, faces, grid)
