@@ -1,0 +1,49 @@
+"""Checkpoints: written atomically (temporary file + rename), read back with one-line errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed from; the message names the file and the problem."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves a
+    half-written checkpoint in place of the previous one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:
+    """Load a checkpoint saved by :func:`save_checkpoint`, checking that ``required`` keys exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise CheckpointError(f"{path}: corrupt checkpoint ({type(error).__name__})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (expected a dictionary)")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return state
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The newest ``step_*.pt`` in ``folder`` (by step number), or None."""
+    folder = Path(folder)
+    candidates = sorted(
+        folder.glob("step_*.pt"),
+        key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else -1,
+    )
+    return candidates[-1] if candidates else None
