@@ -114,7 +114,9 @@ class ReconstructionModel(nn.Module):
                 ),
                 step=float(grid.spacing.min()) * 0.5,
             ),
-            "material_smoothness": self.material.smoothness_loss(vertices[:: max(1, len(vertices) // 4096)]),
+            "material_smoothness": self.material.smoothness_loss(
+                vertices[:: max(1, len(vertices) // 4096)], generator=generator
+            ),
             "normal_consistency": normal_consistency(vertices, faces),
             "laplacian": laplacian_loss(vertices, faces),
             "sdf_sign": sdf_sign_loss(grid),

@@ -1,0 +1,89 @@
+"""Trainer: checkpoints, exact resume, TensorBoard tags, the NaN guard."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from data.dataset import MultiViewDataset
+from data.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.model import ReconstructionModel
+from recon.trainer import TrainConfig, Trainer, TrainingError
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    config = SyntheticConfig(
+        n_train=6, n_val=1, n_test=1, resolution=48, mesh_resolution=48, light_resolution=16
+    )
+    synthetic = make_synthetic_scene(tmp_path_factory.mktemp("scene"), config)
+    return MultiViewDataset(synthetic.scene, "train", background="random")
+
+
+def train(dataset, run_dir, steps: int, resume: bool = False, **changes) -> Trainer:
+    torch.manual_seed(0)
+    config = TrainConfig(
+        steps=steps, batch_size=2, log_every=1, image_every=2, checkpoint_every=3, resume=resume
+    )
+    for key, value in changes.items():
+        setattr(config, key, value)
+    trainer = Trainer(ReconstructionModel(), dataset, config, run_dir)
+    trainer.fit()
+    return trainer
+
+
+@pytest.fixture
+def one_thread():
+    """Multi-threaded CPU reductions reorder float sums; Adam turns those ~1e-9 differences of near-zero
+    hash-grid gradients into lr-sized steps. With one thread, training is bitwise reproducible."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_continues_exactly(dataset, tmp_path, one_thread):
+    straight = train(dataset, tmp_path / "straight", 6)
+    torch.manual_seed(0)
+    config = TrainConfig(steps=6, batch_size=2, log_every=1, image_every=2, checkpoint_every=3)
+    interrupted = Trainer(ReconstructionModel(), dataset, config, tmp_path / "split")
+    for _ in range(3):  # as if stopped after the step-3 checkpoint
+        interrupted.train_step()
+    interrupted.save()
+    resumed = train(dataset, tmp_path / "split", 6, resume=True)
+    assert resumed.step == 6
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+    assert sorted(p.name for p in (tmp_path / "split" / "checkpoints").glob("*.pt")) == [
+        "step_3.pt",
+        "step_6.pt",
+    ]
+
+
+def test_tensorboard_tags(dataset, tmp_path):
+    train(dataset, tmp_path, 2)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    scalars, images = set(events.Tags()["scalars"]), set(events.Tags()["images"])
+    for tag in (
+        "loss/image",
+        "loss/mask",
+        "loss/eikonal",
+        "loss/loss",
+        "train/psnr",
+        "train/triangles",
+        "lr/light",
+    ):
+        assert tag in scalars, tag
+    assert {"render/rendered_vs_reference", "render/normals", "light/environment"} <= images
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoints(dataset, tmp_path):
+    trainer = train(dataset, tmp_path, 3)
+    with torch.no_grad():
+        trainer.model.material.mlp[0].weight.fill_(float("nan"))
+    trainer.config.steps = 6
+    with pytest.raises(TrainingError, match="step 3: parameter material.mlp.0.weight is not finite"):
+        trainer.fit()
+    assert (tmp_path / "checkpoints" / "step_3.pt").is_file()
