@@ -1,0 +1,57 @@
+"""The run configuration (Hydra structured config): dataset, model, training, outputs.
+
+Every field is typed, so a misspelt key or a wrong type fails when the command line is parsed. The
+schema is registered as ``base_config``; ``configs/config.yaml`` builds on it and ``configs/experiment/``
+holds presets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+from data.synthetic import SyntheticConfig
+from recon.model import ModelConfig
+from recon.trainer import TrainConfig
+
+
+def _default_synthetic() -> SyntheticConfig:
+    return SyntheticConfig(
+        n_train=48, n_val=2, n_test=8, resolution=128, mesh_resolution=128, light_resolution=64
+    )
+
+
+@dataclass
+class DatasetConfig:
+    """Where the views come from."""
+
+    path: str = ""
+    """A dataset folder (NeRF-synthetic, nerfstudio, COLMAP, LLFF); empty = the built-in synthetic scene."""
+    format: str = "auto"
+    """auto, nerf_synthetic, nerfstudio, colmap or llff."""
+    test_every: int = 8
+    """Hold-out rule for formats without explicit splits: every n-th view is a test view."""
+    downscale: float = 1.0
+    """Divide the image size by this on load."""
+    background: str = "random"
+    """Training background: random, white or black."""
+    synthetic: SyntheticConfig = field(default_factory=_default_synthetic)
+    """The built-in scene, rendered into <run dir>/synthetic when ``path`` is empty."""
+
+
+@dataclass
+class Config:
+    """Everything one ``python train.py`` run needs."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    render_backend: str = "auto"
+    """Rasterization backend: auto (nvdiffrast on CUDA when installed, else torch), torch or nvdiffrast."""
+    device: str = "auto"
+    """auto (cuda when available), cpu or cuda."""
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="base_config", node=Config)

@@ -1,0 +1,100 @@
+"""train.py invoked the way a user does: presets smoke-train, bad input ends with one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+TINY = [
+    "train.steps=2",
+    "train.batch_size=2",
+    "train.progress=false",
+    "train.image_every=1",
+    "model.light.resolution=16",
+    "model.grid.resolution=32",
+]
+TINY_SYNTHETIC = [
+    "dataset.synthetic.resolution=32",
+    "dataset.synthetic.n_train=4",
+    "dataset.synthetic.n_val=1",
+    "dataset.synthetic.n_test=1",
+    "dataset.synthetic.mesh_resolution=32",
+    "dataset.synthetic.light_resolution=16",
+]
+
+
+def train(run_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "train.py", f"hydra.run.dir={run_dir}", *arguments]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_default_preset_smoke(tmp_path):
+    result = train(tmp_path, *TINY, *TINY_SYNTHETIC)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in (
+        "config.yaml",
+        "tb",
+        "checkpoints/step_2.pt",
+        "stage1_mesh_untextured.obj",
+        "synthetic/gt_mesh.obj",
+    ):
+        assert (tmp_path / name).exists(), name
+
+
+@pytest.mark.parametrize(
+    ("preset", "data", "extra"),
+    [
+        ("spot_mitsuba", SHARED / "spot_mitsuba", ["dataset.downscale=4"]),
+        ("lego", SHARED / "nerf_synthetic" / "lego", ["dataset.downscale=16"]),
+        ("synthetic", None, TINY_SYNTHETIC),
+    ],
+)
+def test_presets_smoke(tmp_path, preset, data, extra):
+    if data is not None and not data.is_dir():
+        pytest.skip("shared data not present")
+    result = train(tmp_path, f"+experiment={preset}", *TINY, *extra)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "stage1_mesh_untextured.obj").is_file()
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    return result.stderr
+
+
+def test_config_typo(tmp_path):
+    error = one_line_error(train(tmp_path, "train.stepz=3"))
+    assert "stepz" in error
+
+
+def test_missing_dataset(tmp_path):
+    error = one_line_error(train(tmp_path, "dataset.path=/nonexistent/scene", *TINY))
+    assert "train.py: /nonexistent/scene: dataset folder not found" in error
+
+
+def test_resume_from_a_corrupt_checkpoint_keeps_it(tmp_path):
+    checkpoint = tmp_path / "checkpoints" / "step_5.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"garbage")
+    error = one_line_error(train(tmp_path, "train.resume=true", *TINY, *TINY_SYNTHETIC))
+    assert "step_5.pt: corrupt checkpoint" in error
+    assert checkpoint.read_bytes() == b"garbage"
+
+
+def test_help_lists_the_keys():
+    result = subprocess.run(
+        [sys.executable, "train.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0 and "Usage: python train.py" in result.stdout
+    assert "steps: 1000" in result.stdout and "path: ''" in result.stdout
