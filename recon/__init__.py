@@ -1,4 +1,3 @@
-"""The optimization: materials (:mod:`recon.material`) and losses (:mod:`recon.losses`) exist; the
-trainer, export, metrics, checkpoints and logging are still to come (DESIGN.md §2), and ``train.py``
-reports that instead of pretending to train.
+"""The optimization: materials, losses, the stage-1 model and training loop, checkpoints, the run
+configuration. Stage 2, export, evaluation and metrics are still to come (DESIGN.md §2).
 """
