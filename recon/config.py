@@ -41,12 +41,23 @@ class DatasetConfig:
 
 
 @dataclass
+class ExportConfig:
+    """The exported asset (DESIGN.md §4)."""
+
+    texture_resolution: int = 1024
+    """Side of the square PBR textures (pixels)."""
+    min_component_fraction: float = 0.05
+    """Floating pieces smaller than this fraction of the largest one's area are removed."""
+
+
+@dataclass
 class Config:
     """Everything one ``python train.py`` run needs."""
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     render_backend: str = "auto"
     """Rasterization backend: auto (nvdiffrast on CUDA when installed, else torch), torch or nvdiffrast."""
     device: str = "auto"

@@ -10,9 +10,10 @@ from omegaconf import OmegaConf
 from data.dataset import MultiViewDataset, load_scene
 from data.errors import DatasetError
 from data.synthetic import make_synthetic_scene
-from geometry.mesh import remove_small_components
-from geometry.obj import write_obj
+from geometry.mesh import remove_small_components, unwrap_uv
+from recon.bake import bake_textures
 from recon.config import Config
+from recon.export import export_asset
 from recon.model import ReconstructionModel
 from recon.trainer import Trainer
 from render.raster import set_backend
@@ -31,7 +32,7 @@ def build_dataset(config: Config, run_dir: Path) -> MultiViewDataset:
 
 
 def run(config: Config, run_dir: Path) -> dict[str, float]:
-    """Train stage 1 and write ``stage1_mesh_untextured.obj`` (world units) and the resolved config."""
+    """Train stage 1 and export ``<run dir>/stage1_mesh/`` (world units; DESIGN.md §4)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     probe = run_dir / ".writable"
@@ -49,8 +50,18 @@ def run(config: Config, run_dir: Path) -> dict[str, float]:
     model = ReconstructionModel(config.model, seed=config.train.seed)
     trainer = Trainer(model, dataset, config.train, run_dir)
     terms = trainer.fit()
+    export_stage(model, dataset, config, run_dir / "stage1_mesh")
+    return terms
+
+
+def export_stage(model: ReconstructionModel, dataset: MultiViewDataset, config: Config, folder: Path) -> Path:
+    """Extract the mesh, drop floaters, unwrap UVs, bake the material MLP and write the asset."""
     with torch.no_grad():
         vertices, faces, _ = model.extract()
-        vertices, faces = remove_small_components(vertices, faces, 0.05)
-        write_obj(run_dir / "stage1_mesh_untextured.obj", dataset.transform.to_world(vertices), faces)
-    return terms
+        vertices, faces = remove_small_components(vertices, faces, config.export.min_component_fraction)
+        uv, uv_faces = unwrap_uv(vertices, faces, resolution=config.export.texture_resolution)
+        textures = bake_textures(
+            model.material, vertices, faces, uv, uv_faces, config.export.texture_resolution
+        )
+        world = dataset.transform.to_world(vertices)
+        return export_asset(folder, world, faces, uv, uv_faces, textures, model.light)

@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 TINY = [
+    "export.texture_resolution=64",
     "train.steps=2",
     "train.batch_size=2",
     "train.progress=false",
@@ -40,7 +41,7 @@ def test_default_preset_smoke(tmp_path):
         "config.yaml",
         "tb",
         "checkpoints/step_2.pt",
-        "stage1_mesh_untextured.obj",
+        "stage1_mesh/mesh.glb",
         "synthetic/gt_mesh.obj",
     ):
         assert (tmp_path / name).exists(), name
@@ -59,7 +60,7 @@ def test_presets_smoke(tmp_path, preset, data, extra):
         pytest.skip("shared data not present")
     result = train(tmp_path, f"+experiment={preset}", *TINY, *extra)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / "stage1_mesh_untextured.obj").is_file()
+    assert (tmp_path / "stage1_mesh" / "mesh.obj").is_file()
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
