@@ -42,7 +42,12 @@ def main(cfg: DictConfig) -> None:
             "train.py: interrupted; a checkpoint was written (resume with train.resume=true)", file=sys.stderr
         )
         sys.exit(130)
-    print(f"train.py: done, PSNR {terms.get('psnr', float('nan')):.2f} dB on the last batch")
+    summary = f"last batch PSNR {terms.get('psnr', float('nan')):.2f} dB"
+    if "test_psnr" in terms:
+        summary += f", test PSNR {terms['test_psnr']:.2f} dB, SSIM {terms['test_ssim']:.3f}"
+    if "test_chamfer_l1" in terms:
+        summary += f", Chamfer-L1 {terms['test_chamfer_l1']:.4f}"
+    print(f"train.py: done ({summary})")
 
 
 if __name__ == "__main__":

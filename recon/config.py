@@ -58,6 +58,8 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    evaluate: bool = True
+    """Render the test split at the end and write metrics.json (scripts/evaluate.py does the same)."""
     render_backend: str = "auto"
     """Rasterization backend: auto (nvdiffrast on CUDA when installed, else torch), torch or nvdiffrast."""
     device: str = "auto"

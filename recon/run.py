@@ -9,25 +9,36 @@ from omegaconf import OmegaConf
 
 from data.dataset import MultiViewDataset, load_scene
 from data.errors import DatasetError
+from data.scene import SceneData
 from data.synthetic import make_synthetic_scene
 from geometry.mesh import remove_small_components, unwrap_uv
 from recon.bake import bake_textures
 from recon.config import Config
+from recon.evaluate import evaluate, save_transform
 from recon.export import export_asset
 from recon.model import ReconstructionModel
 from recon.trainer import Trainer
 from render.raster import set_backend
 
 
-def build_dataset(config: Config, run_dir: Path) -> MultiViewDataset:
+def build_scene(config: Config, run_dir: Path) -> SceneData:
+    """The dataset's scene: parsed from ``dataset.path``, or the built-in synthetic scene (rendered into
+    ``<run dir>/synthetic`` once, then reused, e.g. by the evaluation)."""
     data = config.dataset
     if data.path:
         options = {} if data.format == "nerf_synthetic" else {"test_every": data.test_every}
-        if data.format == "auto" and not (Path(data.path) / "transforms_train.json").is_file():
-            options = {"test_every": data.test_every}
-        scene = load_scene(data.path, data.format, **options)
-    else:
-        scene = make_synthetic_scene(run_dir / "synthetic", data.synthetic).scene
+        if data.format == "auto" and (Path(data.path) / "transforms_train.json").is_file():
+            options = {}
+        return load_scene(data.path, data.format, **options)
+    folder = run_dir / "synthetic"
+    if (folder / "transforms_train.json").is_file():
+        return load_scene(folder, "nerf_synthetic")
+    return make_synthetic_scene(folder, data.synthetic).scene
+
+
+def build_dataset(config: Config, run_dir: Path) -> MultiViewDataset:
+    scene = build_scene(config, run_dir)
+    data = config.dataset
     return MultiViewDataset(scene, "train", downscale=data.downscale, background=data.background)
 
 
@@ -47,10 +58,13 @@ def run(config: Config, run_dir: Path) -> dict[str, float]:
     if device not in ("cpu", "cuda", "auto"):
         raise DatasetError(f"device: expected auto, cpu or cuda, got {config.device!r}")
     dataset = build_dataset(config, run_dir)
+    save_transform(run_dir / "scene_transform.json", dataset.transform)
     model = ReconstructionModel(config.model, seed=config.train.seed)
     trainer = Trainer(model, dataset, config.train, run_dir)
     terms = trainer.fit()
     export_stage(model, dataset, config, run_dir / "stage1_mesh")
+    if config.evaluate:
+        terms.update({f"test_{k}": v for k, v in evaluate(run_dir).items() if isinstance(v, float)})
     return terms
 
 

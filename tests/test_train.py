@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,16 @@ def test_default_preset_smoke(tmp_path):
         "synthetic/gt_mesh.obj",
     ):
         assert (tmp_path / name).exists(), name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"psnr", "ssim", "chamfer_l1", "f_score"} <= set(metrics) and metrics["views"] == 1
+    again = subprocess.run(
+        [sys.executable, "scripts/evaluate.py", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 0 and json.loads(again.stdout)["psnr"] == pytest.approx(metrics["psnr"])
 
 
 @pytest.mark.parametrize(
