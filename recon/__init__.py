@@ -1,3 +1,2 @@
-"""The optimization: materials, losses, the stage-1 model and training loop, checkpoints, the run
-configuration. Stage 2, export, evaluation and metrics are still to come (DESIGN.md §2).
-"""
+"""The optimization: materials, losses, the stage-1 model and loop, stage 2 (textures on a fixed mesh),
+baking, export, evaluation and metrics, checkpoints, the run configuration (DESIGN.md §2)."""

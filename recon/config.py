@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 
 from data.synthetic import SyntheticConfig
 from recon.model import ModelConfig
+from recon.stage2 import Stage2Config
 from recon.trainer import TrainConfig
 
 
@@ -57,6 +58,7 @@ class Config:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
     export: ExportConfig = field(default_factory=ExportConfig)
     evaluate: bool = True
     """Render the test split at the end and write metrics.json (scripts/evaluate.py does the same)."""

@@ -1,4 +1,4 @@
-"""Evaluate a run: render the test split with the learned model, compare, write metrics.json.
+"""Evaluate a run: render the test split with the exported asset, compare, write metrics.json.
 
 python scripts/evaluate.py outputs/<date>/<time>
 """
@@ -16,12 +16,13 @@ from omegaconf import OmegaConf
 from data.dataset import MultiViewDataset
 from data.images import linear_to_srgb, write_image
 from data.normalization import SceneTransform
-from geometry.mesh import remove_small_components
 from geometry.obj import read_obj
-from recon.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from recon.checkpoint import CheckpointError
 from recon.config import Config
 from recon.metrics import image_psnr, image_ssim, surface_metrics
-from recon.model import ReconstructionModel
+from recon.texture_material import TextureMaterial
+from render.light import EnvironmentLight, EnvironmentLightConfig
+from render.renderer import render_mesh
 
 
 def save_transform(path: Path, transform: SceneTransform) -> None:
@@ -40,9 +41,22 @@ def reference_mesh(config: Config, run_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def load_asset(folder: Path, light_resolution: int) -> tuple:
+    """An exported asset (DESIGN.md §4) as (vertices, faces, uv, uv_faces, material, light), world units."""
+    mesh = read_obj(folder / "mesh.obj")
+    if mesh.uv is None:
+        raise CheckpointError(f"{folder / 'mesh.obj'}: no texture coordinates")
+    light = EnvironmentLight.from_file(
+        folder / "probe.hdr", EnvironmentLightConfig(resolution=light_resolution)
+    )
+    return mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces, TextureMaterial.from_files(folder), light
+
+
 def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
-    """Metrics of the run's latest checkpoint on the test split; writes ``metrics.json`` and
-    ``eval/view_XXX.png`` (rendered | reference, sRGB, white background)."""
+    """Metrics of the run's exported asset (``mesh/``, else ``stage1_mesh/``) on the test split: the OBJ,
+    its textures and probe.hdr are read back and rendered with the dataset's own cameras, so what is
+    measured is exactly what was exported. Writes ``metrics.json`` and ``eval/view_XXX.png``
+    (rendered | reference, sRGB, white background)."""
     from recon.run import build_scene  # late: run imports this module
 
     run_dir = Path(run_dir)
@@ -52,46 +66,43 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
     config: Config = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(config_path))
     )
-    checkpoint = latest_checkpoint(run_dir / "checkpoints")
-    if checkpoint is None:
-        raise CheckpointError(f"{run_dir / 'checkpoints'}: no checkpoint to evaluate")
-    model = ReconstructionModel(config.model)
-    model.load_state_dict(load_checkpoint(checkpoint, required=("model",))["model"])
-    model.eval()
-    transform = load_transform(run_dir / "scene_transform.json")
+    folder = next(
+        (run_dir / name for name in ("mesh", "stage1_mesh") if (run_dir / name / "mesh.obj").is_file()), None
+    )
+    if folder is None:
+        raise CheckpointError(f"{run_dir}: no exported asset (mesh/ or stage1_mesh/) to evaluate")
+    vertices, faces, uv, uv_faces, material, light = load_asset(folder, config.model.light.resolution)
     scene = build_scene(config, run_dir)
     split = "test" if scene.splits.get("test") else "val"
+    world = SceneTransform(torch.zeros(3), 1.0, "identity")  # the asset is in the dataset's units
     dataset = MultiViewDataset(
-        scene, split, downscale=config.dataset.downscale, background="white", transform=transform
+        scene, split, downscale=config.dataset.downscale, background="white", transform=world
     )
     views = range(len(dataset)) if not max_views else range(min(max_views, len(dataset)))
     (run_dir / "eval").mkdir(exist_ok=True)
     psnrs, ssims = [], []
     with torch.no_grad():
-        vertices, faces, _ = model.extract()
         for view in views:
             batch = dataset.batch([view])
-            out = model.render(batch, vertices, faces)
+            cameras = batch.cameras
+            size = (cameras.height, cameras.width)
+            out = render_mesh(
+                vertices, faces, cameras.mvp(), cameras.centers, size, light, material,
+                batch.background, uv=uv, uv_faces=uv_faces,
+            )  # fmt: skip
             rendered, reference = linear_to_srgb(out.rgb[0]), linear_to_srgb(batch.images[0])
             psnrs.append(image_psnr(rendered, reference))
             ssims.append(image_ssim(rendered, reference))
             side = (torch.cat((rendered, reference), 1) * 255 + 0.5).to(torch.uint8).numpy()
             write_image(run_dir / "eval" / f"view_{view:03d}.png", side)
-    metrics = {
-        "split": split,
-        "views": len(psnrs),
-        "psnr": float(np.mean(psnrs)),
-        "ssim": float(np.mean(ssims)),
-        "checkpoint": checkpoint.name,
-    }
+    metrics = {"asset": folder.name, "split": split, "views": len(psnrs), "psnr": float(np.mean(psnrs)),
+               "ssim": float(np.mean(ssims))}  # fmt: skip
     gt = reference_mesh(config, run_dir)
     if gt is not None:
         reference = read_obj(gt)
-        vertices, faces = remove_small_components(vertices, faces, config.export.min_component_fraction)
-        world = transform.to_world(vertices)
         extent = float((reference.vertices.max(0).values - reference.vertices.min(0).values).norm())
         metrics.update(
-            surface_metrics(world, faces, reference.vertices, reference.faces, threshold=0.01 * extent)
+            surface_metrics(vertices, faces, reference.vertices, reference.faces, threshold=0.01 * extent)
         )
         metrics["reference_mesh"] = str(gt)
     tmp = run_dir / ".metrics.json.tmp"

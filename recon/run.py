@@ -6,17 +6,17 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from torch.utils.tensorboard import SummaryWriter
 
 from data.dataset import MultiViewDataset, load_scene
 from data.errors import DatasetError
 from data.scene import SceneData
 from data.synthetic import make_synthetic_scene
-from geometry.mesh import remove_small_components, unwrap_uv
-from recon.bake import bake_textures
 from recon.config import Config
 from recon.evaluate import evaluate, save_transform
 from recon.export import export_asset
 from recon.model import ReconstructionModel
+from recon.stage2 import Stage2Model, train_stage2
 from recon.trainer import Trainer
 from render.raster import set_backend
 
@@ -43,7 +43,7 @@ def build_dataset(config: Config, run_dir: Path) -> MultiViewDataset:
 
 
 def run(config: Config, run_dir: Path) -> dict[str, float]:
-    """Train stage 1 and export ``<run dir>/stage1_mesh/`` (world units; DESIGN.md §4)."""
+    """Stage 1, its export (``stage1_mesh/``), stage 2, the final export (``mesh/``), evaluation."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     probe = run_dir / ".writable"
@@ -62,20 +62,31 @@ def run(config: Config, run_dir: Path) -> dict[str, float]:
     model = ReconstructionModel(config.model, seed=config.train.seed)
     trainer = Trainer(model, dataset, config.train, run_dir)
     terms = trainer.fit()
-    export_stage(model, dataset, config, run_dir / "stage1_mesh")
+    stage1 = Stage2Model.from_stage1(
+        model, config.export.texture_resolution, config.export.min_component_fraction
+    )
+    export_model(stage1, dataset, run_dir / "stage1_mesh")
+    if config.stage2.steps > 0:
+        writer = SummaryWriter(str(run_dir / "tb"))
+        stage2_terms = train_stage2(
+            stage1,
+            dataset,
+            config.stage2,
+            writer,
+            config.train.seed,
+            config.train.progress,
+            config.train.steps,
+        )
+        writer.close()
+        terms.update({f"stage2_{k}": v for k, v in stage2_terms.items()})
+    export_model(stage1, dataset, run_dir / "mesh")
     if config.evaluate:
         terms.update({f"test_{k}": v for k, v in evaluate(run_dir).items() if isinstance(v, float)})
     return terms
 
 
-def export_stage(model: ReconstructionModel, dataset: MultiViewDataset, config: Config, folder: Path) -> Path:
-    """Extract the mesh, drop floaters, unwrap UVs, bake the material MLP and write the asset."""
-    with torch.no_grad():
-        vertices, faces, _ = model.extract()
-        vertices, faces = remove_small_components(vertices, faces, config.export.min_component_fraction)
-        uv, uv_faces = unwrap_uv(vertices, faces, resolution=config.export.texture_resolution)
-        textures = bake_textures(
-            model.material, vertices, faces, uv, uv_faces, config.export.texture_resolution
-        )
-        world = dataset.transform.to_world(vertices)
-        return export_asset(folder, world, faces, uv, uv_faces, textures, model.light)
+def export_model(model: Stage2Model, dataset: MultiViewDataset, folder: Path) -> Path:
+    """Write the asset of a textured model in the dataset's world units."""
+    vertices = dataset.transform.to_world(model.vertices.detach())
+    textures = model.material.textures()
+    return export_asset(folder, vertices, model.faces, model.uv, model.uv_faces, textures, model.light)

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 TINY = [
     "export.texture_resolution=64",
+    "stage2.steps=2",
     "train.steps=2",
     "train.batch_size=2",
     "train.progress=false",
@@ -43,11 +44,14 @@ def test_default_preset_smoke(tmp_path):
         "tb",
         "checkpoints/step_2.pt",
         "stage1_mesh/mesh.glb",
+        "mesh/mesh.obj",
+        "mesh/probe.hdr",
         "synthetic/gt_mesh.obj",
     ):
         assert (tmp_path / name).exists(), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {"psnr", "ssim", "chamfer_l1", "f_score"} <= set(metrics) and metrics["views"] == 1
+    assert metrics["asset"] == "mesh"
     again = subprocess.run(
         [sys.executable, "scripts/evaluate.py", str(tmp_path)],
         cwd=ROOT,

@@ -1,0 +1,121 @@
+"""Stage 2: fixed topology. The stage-1 mesh is unwrapped (xatlas), the material MLP baked into textures,
+then textures, light and (optionally) vertex positions are optimized against the images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from data.dataset import Batch, MultiViewDataset
+from geometry.mesh import remove_small_components, unwrap_uv
+from geometry.regularizers import laplacian_loss
+from recon.bake import bake_textures
+from recon.losses import image_loss, mask_loss, psnr
+from recon.model import ReconstructionModel
+from recon.texture_material import TextureMaterial
+from render.light import EnvironmentLight
+from render.renderer import RenderOutput, render_mesh
+
+
+@dataclass
+class Stage2Config:
+    """Settings of the fixed-topology stage."""
+
+    steps: int = 300
+    """0 skips stage 2 (the final asset is then the stage-1 one)."""
+    batch_size: int = 4
+    texture_lr: float = 1e-2
+    light_lr: float = 1e-2
+    optimize_vertices: bool = False
+    vertex_lr: float = 1e-4
+    laplacian_weight: float = 10.0
+    """Keeps moved vertices smooth (uniform Laplacian of the offsets' result)."""
+    image: str = "l1"
+    mask_weight: float = 1.0
+
+
+class Stage2Model(nn.Module):
+    """A fixed mesh (normalized frame) with UV textures and the light; vertex offsets when enabled."""
+
+    def __init__(self, vertices, faces, uv, uv_faces, material: TextureMaterial, light: EnvironmentLight):
+        super().__init__()
+        self.register_buffer("base_vertices", vertices.detach().clone())
+        self.register_buffer("faces", faces.clone())
+        self.register_buffer("uv", uv.clone())
+        self.register_buffer("uv_faces", uv_faces.clone())
+        self.offsets = nn.Parameter(torch.zeros_like(vertices))
+        self.material = material
+        self.light = light
+
+    @classmethod
+    def from_stage1(cls, model: ReconstructionModel, texture_resolution: int, min_component_fraction: float):
+        """Extract, clean and unwrap the stage-1 mesh and bake its material MLP."""
+        with torch.no_grad():
+            vertices, faces, _ = model.extract()
+            vertices, faces = remove_small_components(vertices, faces, min_component_fraction)
+            uv, uv_faces = unwrap_uv(vertices, faces, resolution=texture_resolution)
+            textures = bake_textures(model.material, vertices, faces, uv, uv_faces, texture_resolution)
+        light = EnvironmentLight(model.light.config, model.light.base.detach())
+        return cls(vertices, faces, uv, uv_faces, TextureMaterial(textures), light)
+
+    @property
+    def vertices(self) -> torch.Tensor:
+        return self.base_vertices + self.offsets
+
+    def render(self, batch: Batch) -> RenderOutput:
+        cameras = batch.cameras
+        return render_mesh(
+            self.vertices,
+            self.faces,
+            cameras.mvp(),
+            cameras.centers,
+            (cameras.height, cameras.width),
+            self.light,
+            self.material,
+            batch.background,
+            uv=self.uv,
+            uv_faces=self.uv_faces,
+        )
+
+
+def train_stage2(
+    model: Stage2Model, dataset: MultiViewDataset, config: Stage2Config, writer: SummaryWriter | None = None,
+    seed: int = 0, progress: bool = True, step_offset: int = 0,
+) -> dict[str, float]:  # fmt: skip
+    """Optimize textures and light (and vertices when enabled); returns the last step's terms."""
+    groups = [
+        {"params": model.material.parameters(), "lr": config.texture_lr},
+        {"params": model.light.parameters(), "lr": config.light_lr},
+    ]
+    if config.optimize_vertices:
+        groups.append({"params": [model.offsets], "lr": config.vertex_lr})
+    optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+    generator = torch.Generator().manual_seed(seed)
+    terms: dict[str, float] = {}
+    for step in tqdm(range(config.steps), disable=not progress, unit="step", desc="stage 2"):
+        batch = dataset.sample(config.batch_size, generator)
+        out = model.render(batch)
+        image = image_loss(out.rgb, batch.images, config.image)
+        mask = mask_loss(out.alpha, batch.masks)
+        loss = image + config.mask_weight * mask
+        if config.optimize_vertices:
+            loss = loss + config.laplacian_weight * laplacian_loss(model.vertices, model.faces)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        model.material.clamp_()
+        model.light.clamp_()
+        terms = {
+            "image": float(image.detach()),
+            "mask": float(mask.detach()),
+            "loss": float(loss.detach()),
+            "psnr": float(psnr(out.rgb.detach().clamp(0, 1), batch.images.clamp(0, 1))),
+        }
+        if writer is not None and (step % 10 == 0 or step == config.steps - 1):
+            for name, value in terms.items():
+                writer.add_scalar(f"stage2/{name}", value, step_offset + step)
+    return terms

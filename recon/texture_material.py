@@ -1,0 +1,62 @@
+"""Texture materials: PBR textures looked up by UV (stage 2, and for reading exported assets back)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from torch import nn
+
+from data.images import srgb_to_linear
+from recon.bake import Textures
+from render.raster import texture
+
+
+class TextureMaterial(nn.Module):
+    """base colour [1, R, R, 3] (linear) and roughness/metallic [1, R, R, 2] textures, row 0 = v = 0.
+
+    ``forward(points, uv)`` samples them bilinearly at uv [P, 2] (the renderer's material signature).
+    Call :meth:`clamp_` after optimizer steps to keep the values physical.
+    """
+
+    def __init__(self, textures: Textures, min_roughness: float = 0.08):
+        super().__init__()
+        self.base_color = nn.Parameter(textures.base_color[None].detach().clone().float())
+        rm = torch.cat((textures.roughness, textures.metallic), -1)[None]
+        self.roughness_metallic = nn.Parameter(rm.detach().clone().float())
+        self.min_roughness = min_roughness
+
+    @classmethod
+    def from_files(cls, folder: str | Path) -> TextureMaterial:
+        """Read the textures of an exported asset (DESIGN.md §4)."""
+        folder = Path(folder)
+
+        def read(name: str) -> torch.Tensor:
+            image = torch.from_numpy(np.asarray(iio.imread(folder / name))).float() / 255
+            return torch.flip(image if image.dim() == 3 else image[..., None], dims=[0])  # v = 0 at row 0
+
+        base = srgb_to_linear(read("texture_kd.png")[..., :3])
+        textures = Textures(base, read("texture_roughness.png"), read("texture_metallic.png"), torch.ones(1))
+        return cls(textures)
+
+    def textures(self) -> Textures:
+        rm = self.roughness_metallic.detach()[0]
+        return Textures(self.base_color.detach()[0], rm[..., :1], rm[..., 1:], torch.ones(1))
+
+    def clamp_(self) -> None:
+        with torch.no_grad():
+            self.base_color.clamp_(0, 1)
+            self.roughness_metallic[..., 0].clamp_(self.min_roughness, 1)
+            self.roughness_metallic[..., 1].clamp_(0, 1)
+
+    def forward(self, points: torch.Tensor, uv: torch.Tensor | None):
+        if uv is None:
+            raise ValueError("uv: a texture material needs texture coordinates")
+        st = uv[None, :, None].contiguous()
+        base = texture(self.base_color.contiguous(), st, filter_mode="linear", boundary_mode="clamp")[0, :, 0]
+        rm = texture(self.roughness_metallic.contiguous(), st, filter_mode="linear", boundary_mode="clamp")[
+            0, :, 0
+        ]
+        return base, rm[:, :1].clamp(self.min_roughness, 1), rm[:, 1:].clamp(0, 1)
