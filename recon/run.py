@@ -52,6 +52,9 @@ def run(config: Config, run_dir: Path) -> dict[str, float]:
         probe.unlink()
     except OSError as error:
         raise DatasetError(f"{run_dir}: output folder is not writable ({error.strerror})") from None
+    resolution = config.export.texture_resolution
+    if resolution < 8 or resolution & (resolution - 1):
+        raise ValueError(f"export.texture_resolution must be a power of two >= 8 (mipmaps), got {resolution}")
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
     set_backend(config.render_backend)
     device = "cuda" if config.device == "auto" and torch.cuda.is_available() else config.device

@@ -17,9 +17,12 @@ from render.raster import texture
 class TextureMaterial(nn.Module):
     """base colour [1, R, R, 3] (linear) and roughness/metallic [1, R, R, 2] textures, row 0 = v = 0.
 
-    ``forward(points, uv)`` samples them bilinearly at uv [P, 2] (the renderer's material signature).
-    Call :meth:`clamp_` after optimizer steps to keep the values physical.
+    ``forward(points, uv, uv_da=None)`` samples them at uv [P, 2]: trilinear mipmapping when the
+    renderer supplies screen-space derivatives uv_da [P, 4], else bilinear. Call :meth:`clamp_` after
+    optimizer steps to keep the values physical.
     """
+
+    uses_uv_derivatives = True
 
     def __init__(self, textures: Textures, min_roughness: float = 0.08):
         super().__init__()
@@ -51,12 +54,14 @@ class TextureMaterial(nn.Module):
             self.roughness_metallic[..., 0].clamp_(self.min_roughness, 1)
             self.roughness_metallic[..., 1].clamp_(0, 1)
 
-    def forward(self, points: torch.Tensor, uv: torch.Tensor | None):
+    def forward(self, points: torch.Tensor, uv: torch.Tensor | None, uv_da: torch.Tensor | None = None):
         if uv is None:
             raise ValueError("uv: a texture material needs texture coordinates")
         st = uv[None, :, None].contiguous()
-        base = texture(self.base_color.contiguous(), st, filter_mode="linear", boundary_mode="clamp")[0, :, 0]
-        rm = texture(self.roughness_metallic.contiguous(), st, filter_mode="linear", boundary_mode="clamp")[
-            0, :, 0
-        ]
+        options = {"filter_mode": "linear", "boundary_mode": "clamp"}
+        if uv_da is not None:
+            derivatives = uv_da[None, :, None].contiguous()
+            options = {"uv_da": derivatives, "filter_mode": "linear-mipmap-linear", "boundary_mode": "clamp"}
+        base = texture(self.base_color.contiguous(), st, **options)[0, :, 0]
+        rm = texture(self.roughness_metallic.contiguous(), st, **options)[0, :, 0]
         return base, rm[:, :1].clamp(self.min_roughness, 1), rm[:, 1:].clamp(0, 1)

@@ -5,8 +5,10 @@
     out.alpha    # [B, H, W, 1] coverage (antialiased)
 
 ``material(points [P, 3], uv [P, 2] | None) -> (base_color [P, 3], roughness [P, 1], metallic [P, 1])``
-is evaluated only at covered pixels. Gradients reach vertices (through shading, positions and the
-antialiased silhouettes), the material and the light.
+is evaluated only at covered pixels. A material with ``uses_uv_derivatives = True`` is called as
+``material(points, uv, uv_da)`` with the screen-space derivatives uv_da [P, 4] (for mipmapping).
+Gradients reach vertices (through shading, positions and the antialiased silhouettes), the material
+and the light.
 """
 
 from __future__ import annotations
@@ -60,15 +62,17 @@ def render_mesh(
     device = vertices.device
     tri = faces.to(device=device, dtype=torch.int32).contiguous()
     clip = to_clip(vertices, mvp.to(device)).contiguous()  # [B, V, 4]
-    rast, _ = rasterize(clip, tri, tuple(resolution), backend=backend)
+    rast, rast_db = rasterize(clip, tri, tuple(resolution), backend=backend)
     points, _ = interpolate(vertices[None].contiguous(), rast, tri, backend=backend)
     normals, _ = interpolate(vertex_normals(vertices, faces)[None].contiguous(), rast, tri, backend=backend)
-    texcoords = None
+    texcoords = texcoord_da = None
     if uv is not None:
         uv_tri = (
             (uv_faces if uv_faces is not None else faces).to(device=device, dtype=torch.int32).contiguous()
         )
-        texcoords, _ = interpolate(uv[None].contiguous(), rast, uv_tri, backend=backend)
+        texcoords, texcoord_da = interpolate(
+            uv[None].contiguous(), rast, uv_tri, rast_db, diff_attrs="all", backend=backend
+        )
     covered = rast[..., 3] > 0
     colour = torch.zeros(*covered.shape, 3, device=device, dtype=vertices.dtype)
     if bool(covered.any()):
@@ -76,7 +80,11 @@ def render_mesh(
         n = safe_normalize(normals[covered])
         view_index = torch.nonzero(covered)[:, 0]
         view = safe_normalize(eyes.to(device)[view_index] - p)
-        base_color, roughness, metallic = material(p, texcoords[covered] if texcoords is not None else None)
+        st = texcoords[covered] if texcoords is not None else None
+        if st is not None and getattr(material, "uses_uv_derivatives", False):
+            base_color, roughness, metallic = material(p, st, texcoord_da[covered])
+        else:
+            base_color, roughness, metallic = material(p, st)
         shaded = light.shade(n, view, base_color, roughness, metallic)
         colour = colour.index_put((covered,), shaded.to(colour.dtype))
     rgba = torch.cat((colour, covered[..., None].to(colour.dtype)), -1)

@@ -114,3 +114,8 @@ def test_help_lists_the_keys():
     )
     assert result.returncode == 0 and "Usage: python train.py" in result.stdout
     assert "steps: 1000" in result.stdout and "path: ''" in result.stdout
+
+
+def test_bad_texture_resolution(tmp_path):
+    error = one_line_error(train(tmp_path, "export.texture_resolution=1000", *TINY[1:], *TINY_SYNTHETIC))
+    assert "export.texture_resolution must be a power of two" in error
