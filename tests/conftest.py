@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 _REPORTED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same global RNG state: random inputs are reproducible run to run (a
+    finite-difference check that lands on a kink once in a thousand runs is a flaky test, not a finding)."""
+    torch.manual_seed(0)
 
 
 @pytest.fixture
