@@ -31,7 +31,7 @@ from render.envmap import latlong_directions
 from render.hdr import load_environment, write_hdr
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.raster import texture
-from render.renderer import Material, render_mesh
+from render.renderer import Material, render_views
 
 
 @dataclass
@@ -157,16 +157,8 @@ def _render(mesh: Mesh, material: Material, light: EnvironmentLight, cameras: Ca
     with torch.no_grad():
         for start in range(0, len(cameras), 8):
             part = cameras[list(range(start, min(start + 8, len(cameras))))]
-            out = render_mesh(
-                mesh.vertices,
-                mesh.faces,
-                part.mvp(),
-                part.centers,
-                (part.height, part.width),
-                light,
-                material,
-                uv=mesh.uv,
-                uv_faces=mesh.uv_faces,
+            out = render_views(
+                mesh.vertices, mesh.faces, part, light, material, uv=mesh.uv, uv_faces=mesh.uv_faces
             )
             # Un-premultiply the antialiased colour (rendered over black) for straight-alpha PNGs.
             alpha = out.alpha.clamp(0, 1)

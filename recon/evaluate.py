@@ -22,7 +22,7 @@ from recon.config import Config
 from recon.metrics import image_psnr, image_ssim, surface_metrics
 from recon.texture_material import TextureMaterial
 from render.light import EnvironmentLight, EnvironmentLightConfig
-from render.renderer import render_mesh
+from render.renderer import render_views
 
 
 def save_transform(path: Path, transform: SceneTransform) -> None:
@@ -84,12 +84,9 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
     with torch.no_grad():
         for view in views:
             batch = dataset.batch([view])
-            cameras = batch.cameras
-            size = (cameras.height, cameras.width)
-            out = render_mesh(
-                vertices, faces, cameras.mvp(), cameras.centers, size, light, material,
-                batch.background, uv=uv, uv_faces=uv_faces,
-            )  # fmt: skip
+            out = render_views(
+                vertices, faces, batch.cameras, light, material, batch.background, uv=uv, uv_faces=uv_faces
+            )
             rendered, reference = linear_to_srgb(out.rgb[0]), linear_to_srgb(batch.images[0])
             psnrs.append(image_psnr(rendered, reference))
             ssims.append(image_ssim(rendered, reference))

@@ -24,7 +24,7 @@ from geometry.sdf import SDFNetwork, SDFNetworkConfig
 from recon.losses import Schedule, image_loss, mask_loss, psnr
 from recon.material import MaterialConfig, MaterialMLP
 from render.light import EnvironmentLight, EnvironmentLightConfig
-from render.renderer import RenderOutput, render_mesh
+from render.renderer import RenderOutput, render_views
 
 
 def _light_config() -> EnvironmentLightConfig:
@@ -84,17 +84,7 @@ class ReconstructionModel(nn.Module):
         return extract_mesh(self.sdf.sdf, self.sdf.lower, self.sdf.upper, self.config.grid)
 
     def render(self, batch: Batch, vertices: torch.Tensor, faces: torch.Tensor) -> RenderOutput:
-        cameras = batch.cameras
-        return render_mesh(
-            vertices,
-            faces,
-            cameras.mvp(),
-            cameras.centers,
-            (cameras.height, cameras.width),
-            self.light,
-            self.material,
-            batch.background,
-        )
+        return render_views(vertices, faces, batch.cameras, self.light, self.material, batch.background)
 
     def step_loss(self, batch: Batch, config: LossConfig, step: int, generator=None) -> StepResult:
         """Extract, render ``batch`` and compute the weighted stage-1 loss."""

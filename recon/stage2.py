@@ -18,7 +18,7 @@ from recon.losses import image_loss, mask_loss, psnr
 from recon.model import ReconstructionModel
 from recon.texture_material import TextureMaterial
 from render.light import EnvironmentLight
-from render.renderer import RenderOutput, render_mesh
+from render.renderer import RenderOutput, render_views
 
 
 @dataclass
@@ -67,19 +67,10 @@ class Stage2Model(nn.Module):
         return self.base_vertices + self.offsets
 
     def render(self, batch: Batch) -> RenderOutput:
-        cameras = batch.cameras
-        return render_mesh(
-            self.vertices,
-            self.faces,
-            cameras.mvp(),
-            cameras.centers,
-            (cameras.height, cameras.width),
-            self.light,
-            self.material,
-            batch.background,
-            uv=self.uv,
-            uv_faces=self.uv_faces,
-        )
+        return render_views(
+            self.vertices, self.faces, batch.cameras, self.light, self.material, batch.background,
+            uv=self.uv, uv_faces=self.uv_faces,
+        )  # fmt: skip
 
 
 def train_stage2(

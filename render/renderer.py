@@ -1,6 +1,6 @@
 """Mesh renderer: rasterize -> G-buffer -> split-sum shading -> antialias -> composite (top row first).
 
-    out = render_mesh(vertices, faces, cameras.mvp(), cameras.centers, (H, W), light, material, background)
+    out = render_views(vertices, faces, cameras, light, material, background)  # a data.cameras.Camera batch
     out.rgb      # [B, H, W, 3] linear RGB over the background, row 0 = the image's top row
     out.alpha    # [B, H, W, 1] coverage (antialiased)
 
@@ -95,3 +95,32 @@ def render_mesh(
     normal_image = torch.where(covered[..., None], safe_normalize(normals), torch.zeros_like(normals))
     flip = lambda x: torch.flip(x, dims=[1])  # noqa: E731 - rasterizer row 0 is the bottom (DESIGN §3)
     return RenderOutput(flip(rgb), flip(rgba[..., 3:]), flip(normal_image), rast)
+
+
+def render_views(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    cameras,
+    light: EnvironmentLight,
+    material: Material,
+    background: torch.Tensor | None = None,
+    uv: torch.Tensor | None = None,
+    uv_faces: torch.Tensor | None = None,
+    backend: str | None = None,
+) -> RenderOutput:
+    """:func:`render_mesh` for a camera batch: any object with ``mvp()`` [B, 4, 4], ``centers`` [B, 3],
+    ``height`` and ``width`` (``data.cameras.Camera``; taken by duck typing so that render/ does not
+    import data/)."""
+    return render_mesh(
+        vertices,
+        faces,
+        cameras.mvp(),
+        cameras.centers,
+        (cameras.height, cameras.width),
+        light,
+        material,
+        background,
+        uv=uv,
+        uv_faces=uv_faces,
+        backend=backend,
+    )
