@@ -64,8 +64,6 @@ class Config:
     """Render the test split at the end and write metrics.json (scripts/evaluate.py does the same)."""
     render_backend: str = "auto"
     """Rasterization backend: auto (nvdiffrast on CUDA when installed, else torch), torch or nvdiffrast."""
-    device: str = "auto"
-    """auto (cuda when available), cpu or cuda."""
 
 
 def register() -> None:

@@ -30,11 +30,6 @@ def save_transform(path: Path, transform: SceneTransform) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
-def load_transform(path: Path) -> SceneTransform:
-    data = json.loads(path.read_text())
-    return SceneTransform(torch.tensor(data["offset"]), float(data["scale"]), data["method"])
-
-
 def reference_mesh(config: Config, run_dir: Path) -> Path | None:
     root = Path(config.dataset.path) if config.dataset.path else run_dir / "synthetic"
     path = root / "gt_mesh.obj"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
@@ -57,9 +56,6 @@ def run(config: Config, run_dir: Path) -> dict[str, float]:
         raise ValueError(f"export.texture_resolution must be a power of two >= 8 (mipmaps), got {resolution}")
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
     set_backend(config.render_backend)
-    device = "cuda" if config.device == "auto" and torch.cuda.is_available() else config.device
-    if device not in ("cpu", "cuda", "auto"):
-        raise DatasetError(f"device: expected auto, cpu or cuda, got {config.device!r}")
     dataset = build_dataset(config, run_dir)
     save_transform(run_dir / "scene_transform.json", dataset.transform)
     model = ReconstructionModel(config.model, seed=config.train.seed)

@@ -138,7 +138,6 @@ class Trainer:
         self.model.light.clamp_()
         self.step += 1
         terms = dict(result.terms, loss=float(result.loss.detach()))
-        self._last_render = result.render
         return terms
 
     def _log(self, terms: dict[str, float], seconds: float) -> None:
