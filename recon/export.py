@@ -167,9 +167,9 @@ def export_asset(
     normals = vertex_normals(vertices, faces)
     (tmp / "mesh.obj").write_text(obj_text(vertices, normals, uv, faces, uv_faces))
     (tmp / "mesh.mtl").write_text(MTL)
-    images = texture_images(textures)
-    for name, image in images.items():
-        iio.imwrite(tmp / name, image)
+    pngs = {name: _png(image) for name, image in texture_images(textures).items()}  # encoded once
+    for name, data in pngs.items():
+        (tmp / name).write_bytes(data)
     # glTF needs one index per vertex: split positions along UV seams; its v axis points down.
     positions = uv_vertex_positions(vertices, faces, uv_faces, len(uv))
     seam_normals = uv_vertex_positions(normals, faces, uv_faces, len(uv))
@@ -179,8 +179,8 @@ def export_asset(
         seam_normals.numpy(),
         texcoords.numpy(),
         uv_faces.numpy().reshape(-1),
-        _png(images["texture_kd.png"]),
-        _png(images["texture_ks.png"]),
+        pngs["texture_kd.png"],
+        pngs["texture_ks.png"],
     )
     (tmp / "mesh.glb").write_bytes(glb)
     if light is not None:
