@@ -95,7 +95,7 @@ def _read_text(model_dir: Path):
             raise DatasetError(f"{path}:{line_no}: malformed camera line") from None
     path = model_dir / "images.txt"
     lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
-    for line_no in range(0, len(lines) - 1 + 1, 2):
+    for line_no in range(0, len(lines), 2):  # an image line, then its POINTS2D line
         parts = lines[line_no].split()
         if not parts:
             continue
@@ -175,10 +175,9 @@ def load_colmap(root: str | os.PathLike, test_every: int = 8, images_dir: str = 
     if model_dir is None:
         raise DatasetError(f"{root}: no COLMAP model (cameras.bin/.txt under sparse/0, sparse or the folder)")
     binary = (model_dir / "cameras.bin").is_file()
-    for name in ("images",):
-        expected = model_dir / f"{name}.{'bin' if binary else 'txt'}"
-        if not expected.is_file():
-            raise DatasetError(f"{expected}: file not found")
+    expected = model_dir / f"images.{'bin' if binary else 'txt'}"
+    if not expected.is_file():
+        raise DatasetError(f"{expected}: file not found")
     cameras, images, points = (_read_binary if binary else _read_text)(model_dir)
     if not images:
         raise DatasetError(f"{model_dir}: the model has no images")

@@ -27,32 +27,34 @@ from data.nerfstudio import is_nerfstudio, load_nerfstudio
 from data.normalization import SceneTransform, from_cameras, from_masks, from_points
 from data.scene import SceneData, check_split
 
-FORMATS = {
-    "nerf_synthetic": (is_nerf_synthetic, load_nerf_synthetic),
-    "nerfstudio": (is_nerfstudio, load_nerfstudio),
-    "colmap": (is_colmap, load_colmap),
-    "llff": (is_llff, load_llff),
+FORMATS = {  # name: (detect, load, whether the format needs a hold-out rule for its test split)
+    "nerf_synthetic": (is_nerf_synthetic, load_nerf_synthetic, False),
+    "nerfstudio": (is_nerfstudio, load_nerfstudio, True),
+    "colmap": (is_colmap, load_colmap, True),
+    "llff": (is_llff, load_llff, True),
 }
 
 
-def load_scene(path: str | os.PathLike, format: str = "auto", **options) -> SceneData:
-    """Parse a dataset folder; ``format`` = "auto" (detected from its files) or a key of FORMATS."""
+def load_scene(path: str | os.PathLike, format: str = "auto", test_every: int = 8) -> SceneData:
+    """Parse a dataset folder; ``format`` = "auto" (detected from its files) or a key of FORMATS.
+
+    ``test_every``: formats without explicit splits hold out every n-th view for testing (0: none);
+    NeRF-synthetic has its own split files.
+    """
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
     if format == "auto":
-        for name, (detect, _) in FORMATS.items():
-            if detect(root):
-                format = name
-                break
-        else:
+        format = next((name for name, (detect, _, _) in FORMATS.items() if detect(root)), "auto")
+        if format == "auto":
             raise DatasetError(
                 f"{root}: unknown dataset format (expected transforms_train.json, transforms.json, a COLMAP "
                 "sparse model or poses_bounds.npy)"
             )
     if format not in FORMATS:
         raise DatasetError(f"{root}: unknown format '{format}' (known: {', '.join(FORMATS)})")
-    return FORMATS[format][1](root, **options)
+    _, load, holds_out = FORMATS[format]
+    return load(root, test_every=test_every) if holds_out else load(root)
 
 
 @dataclass

@@ -91,7 +91,8 @@ def holdout_splits(n: int, test_every: int) -> dict[str, list[int]]:
     if n == 0:
         return {"train": [], "val": [], "test": []}
     test = list(range(0, n, test_every)) if test_every > 0 and n > 1 else []
-    train = [i for i in range(n) if i not in set(test)]
+    held_out = set(test)
+    train = [i for i in range(n) if i not in held_out]
     return {"train": train, "val": test, "test": test}
 
 

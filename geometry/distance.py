@@ -29,7 +29,8 @@ def sample_surface(
     return (1 - s) * a + s * (1 - r[:, 1:]) * b + s * r[:, 1:] * c, face
 
 
-def _chunks(n_points: int, n_faces: int) -> int:
+def _chunks(n_faces: int) -> int:
+    """Points per chunk so that a chunk holds about _PAIRS point-face pairs."""
     return max(1, _PAIRS // max(n_faces, 1))
 
 
@@ -64,11 +65,11 @@ def point_mesh_distance(
     """
     if candidates is None or candidates >= len(faces):
         a, b, c = (vertices[faces[:, k]][None] for k in range(3))
-        step = _chunks(len(points), len(faces))
+        step = _chunks(len(faces))
         return torch.cat([point_triangle_distance(p[:, None], a, b, c).amin(1) for p in points.split(step)])
     centroids = vertices[faces].mean(1)
     out = []
-    for p in points.split(_chunks(len(points), len(faces))):
+    for p in points.split(_chunks(len(faces))):
         near = faces[torch.cdist(p, centroids).topk(candidates, largest=False).indices]  # [p, K, 3]
         a, b, c = (vertices[near[..., k]] for k in range(3))
         out.append(point_triangle_distance(p[:, None], a, b, c).amin(1))
@@ -81,7 +82,7 @@ def winding_number(points: torch.Tensor, vertices: torch.Tensor, faces: torch.Te
     Sum of the triangles' signed solid angles (Van Oosterom & Strackee) over 4 pi.
     """
     out = []
-    for p in points.split(_chunks(len(points), len(faces))):
+    for p in points.split(_chunks(len(faces))):
         a, b, c = (vertices[faces[:, k]][None] - p[:, None] for k in range(3))
         la, lb, lc = a.norm(dim=-1), b.norm(dim=-1), c.norm(dim=-1)
         det = (a * torch.cross(b, c, dim=-1)).sum(-1)

@@ -25,10 +25,7 @@ def build_scene(config: Config, run_dir: Path) -> SceneData:
     ``<run dir>/synthetic`` once, then reused, e.g. by the evaluation)."""
     data = config.dataset
     if data.path:
-        options = {} if data.format == "nerf_synthetic" else {"test_every": data.test_every}
-        if data.format == "auto" and (Path(data.path) / "transforms_train.json").is_file():
-            options = {}
-        return load_scene(data.path, data.format, **options)
+        return load_scene(data.path, data.format, test_every=data.test_every)
     folder = run_dir / "synthetic"
     if (folder / "transforms_train.json").is_file():
         return load_scene(folder, "nerf_synthetic")

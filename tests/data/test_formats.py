@@ -44,7 +44,7 @@ def write(fmt: str, root, cameras, images):
 def test_round_trip(tmp_path, fmt, rendered, report):
     cameras, images, points = rendered
     write(fmt, tmp_path, cameras, images)
-    scene = load_scene(tmp_path, test_every=0) if fmt != "nerf_synthetic" else load_scene(tmp_path)
+    scene = load_scene(tmp_path, test_every=0)
     assert scene.source.lower().startswith(fmt.split("_")[0])
     assert len(scene.image_paths) == len(images)
     expected, expected_depth = cameras.project(points)
