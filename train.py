@@ -4,6 +4,7 @@
     python train.py +experiment=spot_mitsuba          # a preset from configs/experiment/
     python train.py dataset.path=/data/capture train.steps=3000
     python train.py --help                            # every key with its default
+    torchrun --nproc_per_node=2 train.py train.batch_size=8   # data parallel: each process renders 4 views
 
 Outputs go to outputs/<date>/<time>/ (Hydra's run folder): config.yaml, tb/, checkpoints/ and the
 stage-1 mesh. Bad input ends with one line naming the problem, exit status 1.
@@ -11,6 +12,7 @@ stage-1 mesh. Bad input ends with one line naming the problem, exit status 1.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,25 +25,48 @@ from recon.config import register
 register()
 
 
+def _quiet_hydra_on_other_ranks() -> None:
+    """Under ``torchrun`` only rank 0 lets Hydra create the run folder (the others receive its path from
+    rank 0, as the ``${now:...}`` folder name could differ by a second between processes)."""
+    if int(os.environ.get("RANK", "0")) > 0:
+        keep = [arg for arg in sys.argv if not arg.startswith(("hydra.run.dir=", "hydra.output_subdir="))]
+        sys.argv = keep + [
+            "hydra.run.dir=.",
+            "hydra.output_subdir=null",
+            "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled",
+        ]
+
+
 @hydra.main(version_base=None, config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from data.errors import DatasetError
     from recon.checkpoint import CheckpointError
+    from recon.distributed import DistributedContext
     from recon.run import run
     from recon.trainer import TrainingError
     from render.raster.nvdiffrast_backend import BackendUnavailableError
 
+    context = None
     try:
         config = OmegaConf.to_object(cfg)
-        terms = run(config, Path(HydraConfig.get().runtime.output_dir))
+        context = DistributedContext.from_environment(config.device)
+        run_dir = context.broadcast(HydraConfig.get().runtime.output_dir)
+        terms = run(config, Path(run_dir), context)
     except (DatasetError, CheckpointError, TrainingError, BackendUnavailableError, ValueError) as error:
-        print(f"train.py: {error}", file=sys.stderr)
+        rank = f"[rank {context.rank}] " if context is not None and context.enabled else ""
+        print(f"train.py: {rank}{error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print(
             "train.py: interrupted; a checkpoint was written (resume with train.resume=true)", file=sys.stderr
         )
         sys.exit(130)
+    finally:
+        if context is not None:
+            context.close()
+    if not context.is_main:
+        return
     summary = f"last batch PSNR {terms.get('psnr', float('nan')):.2f} dB"
     if "test_psnr" in terms:
         summary += f", test PSNR {terms['test_psnr']:.2f} dB, SSIM {terms['test_ssim']:.3f}"
@@ -51,4 +76,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    _quiet_hydra_on_other_ranks()
     main()

@@ -10,7 +10,7 @@ Memory: 100 views of 800x800 RGBA take 256 MB (uint8); float conversion happens 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,23 @@ class Batch:
     background: torch.Tensor
     cameras: Camera
     views: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The batch with its tensors and cameras on ``device`` (views stay on the CPU)."""
+        return replace(
+            self,
+            images=self.images.to(device),
+            masks=self.masks.to(device),
+            background=self.background.to(device),
+            cameras=self.cameras.to(device),
+        )
+
+    def __getitem__(self, index: list[int]) -> Batch:
+        """The views at positions ``index`` of this batch."""
+        return Batch(
+            self.images[index], self.masks[index], self.background[index], self.cameras[index],
+            self.views[index],
+        )  # fmt: skip
 
 
 @dataclass

@@ -64,6 +64,9 @@ class Config:
     """Render the test split at the end and write metrics.json (scripts/evaluate.py does the same)."""
     render_backend: str = "auto"
     """Rasterization backend: auto (nvdiffrast on CUDA when installed, else torch), torch or nvdiffrast."""
+    device: str = "auto"
+    """auto (the process's GPU when PyTorch sees one, else the CPU), cpu or cuda. Under torchrun each
+    process takes GPU number LOCAL_RANK."""
 
 
 def register() -> None:

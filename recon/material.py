@@ -75,8 +75,11 @@ class MaterialMLP(nn.Module):
         self.encoding = HashGridEncoding(self.config.encoding, seed=seed)
         dims = [self.encoding.output_dim] + [self.config.hidden_dim] * self.config.n_hidden_layers + [5]
         layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
-            layers += [nn.Linear(a, b), nn.ReLU()]
+        with torch.random.fork_rng(devices=[]):  # a seed makes the layers' default init reproducible
+            if seed is not None:
+                torch.manual_seed(seed)
+            for a, b in zip(dims[:-1], dims[1:], strict=True):
+                layers += [nn.Linear(a, b), nn.ReLU()]
         self.mlp = nn.Sequential(*layers[:-1])
         ranges = [self.config.base_color_range] * 3 + [
             self.config.roughness_range,

@@ -86,6 +86,10 @@ class ReconstructionModel(nn.Module):
     def render(self, batch: Batch, vertices: torch.Tensor, faces: torch.Tensor) -> RenderOutput:
         return render_views(vertices, faces, batch.cameras, self.light, self.material, batch.background)
 
+    def forward(self, batch: Batch, config: LossConfig, step: int, generator=None) -> StepResult:
+        """:meth:`step_loss` (the call DistributedDataParallel wraps)."""
+        return self.step_loss(batch, config, step, generator)
+
     def step_loss(self, batch: Batch, config: LossConfig, step: int, generator=None) -> StepResult:
         """Extract, render ``batch`` and compute the weighted stage-1 loss."""
         vertices, faces, grid = self.extract()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
@@ -12,6 +14,7 @@ from data.errors import DatasetError
 from data.scene import SceneData
 from data.synthetic import make_synthetic_scene
 from recon.config import Config
+from recon.distributed import DistributedContext
 from recon.evaluate import evaluate, save_transform
 from recon.export import export_asset
 from recon.model import ReconstructionModel
@@ -20,50 +23,57 @@ from recon.trainer import Trainer
 from render.raster import set_backend
 
 
-def build_scene(config: Config, run_dir: Path) -> SceneData:
+def build_scene(config: Config, run_dir: Path, context: DistributedContext | None = None) -> SceneData:
     """The dataset's scene: parsed from ``dataset.path``, or the built-in synthetic scene (rendered into
-    ``<run dir>/synthetic`` once, then reused, e.g. by the evaluation)."""
+    ``<run dir>/synthetic`` once, by rank 0, then reused, e.g. by the evaluation)."""
+    context = context or DistributedContext()
     data = config.dataset
     if data.path:
         return load_scene(data.path, data.format, test_every=data.test_every)
     folder = run_dir / "synthetic"
-    if (folder / "transforms_train.json").is_file():
-        return load_scene(folder, "nerf_synthetic")
-    return make_synthetic_scene(folder, data.synthetic).scene
+    if context.is_main and not (folder / "transforms_train.json").is_file():
+        make_synthetic_scene(folder, data.synthetic)
+    context.barrier()
+    return load_scene(folder, "nerf_synthetic")
 
 
-def build_dataset(config: Config, run_dir: Path) -> MultiViewDataset:
-    scene = build_scene(config, run_dir)
+def build_dataset(
+    config: Config, run_dir: Path, context: DistributedContext | None = None
+) -> MultiViewDataset:
+    scene = build_scene(config, run_dir, context)
     data = config.dataset
     return MultiViewDataset(scene, "train", downscale=data.downscale, background=data.background)
 
 
-def run(config: Config, run_dir: Path) -> dict[str, float]:
-    """Stage 1, its export (``stage1_mesh/``), stage 2, the final export (``mesh/``), evaluation."""
+def run(config: Config, run_dir: Path, context: DistributedContext | None = None) -> dict[str, float]:
+    """Stage 1, its export (``stage1_mesh/``), stage 2, the final export (``mesh/``), evaluation.
+
+    Under torchrun every rank calls this with the same ``run_dir`` and its ``context``; rank 0 alone
+    writes, and the other ranks return after stage 2 (with an empty dictionary)."""
+    context = context or DistributedContext()
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    probe = run_dir / ".writable"
-    try:
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise DatasetError(f"{run_dir}: output folder is not writable ({error.strerror})") from None
     resolution = config.export.texture_resolution
     if resolution < 8 or resolution & (resolution - 1):
         raise ValueError(f"export.texture_resolution must be a power of two >= 8 (mipmaps), got {resolution}")
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
     set_backend(config.render_backend)
-    dataset = build_dataset(config, run_dir)
-    save_transform(run_dir / "scene_transform.json", dataset.transform)
+    if context.is_main:
+        prepare_run_dir(run_dir, config)
+    dataset = build_dataset(config, run_dir, context)
+    if context.is_main:
+        save_transform(run_dir / "scene_transform.json", dataset.transform)
+    torch.manual_seed(config.train.seed)  # anything drawn from the global RNG is reproducible too
     model = ReconstructionModel(config.model, seed=config.train.seed)
-    trainer = Trainer(model, dataset, config.train, run_dir)
+    trainer = Trainer(model, dataset, config.train, run_dir, context)
     terms = trainer.fit()
-    stage1 = Stage2Model.from_stage1(
-        model, config.export.texture_resolution, config.export.min_component_fraction
-    )
-    export_model(stage1, dataset, run_dir / "stage1_mesh")
+    stage1 = None
+    if context.is_main:
+        stage1 = Stage2Model.from_stage1(
+            model, config.export.texture_resolution, config.export.min_component_fraction
+        )
+        export_model(stage1, dataset, run_dir / "stage1_mesh")
+    stage1 = context.broadcast(stage1)
     if config.stage2.steps > 0:
-        writer = SummaryWriter(str(run_dir / "tb"))
+        writer = SummaryWriter(str(run_dir / "tb")) if context.is_main else None
         stage2_terms = train_stage2(
             stage1,
             dataset,
@@ -72,17 +82,38 @@ def run(config: Config, run_dir: Path) -> dict[str, float]:
             config.train.seed,
             config.train.progress,
             config.train.steps,
+            context,
         )
-        writer.close()
+        if writer is not None:
+            writer.close()
         terms.update({f"stage2_{k}": v for k, v in stage2_terms.items()})
+    if not context.is_main:
+        return {}
     export_model(stage1, dataset, run_dir / "mesh")
     if config.evaluate:
         terms.update({f"test_{k}": v for k, v in evaluate(run_dir).items() if isinstance(v, float)})
     return terms
 
 
+def prepare_run_dir(run_dir: Path, config: Config) -> None:
+    """Create the run folder, check it is writable, record the resolved config (config.yaml and as text
+    in TensorBoard)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise DatasetError(f"{run_dir}: output folder is not writable ({error.strerror})") from None
+    text = OmegaConf.to_yaml(OmegaConf.structured(config))
+    (run_dir / "config.yaml").write_text(text)
+    with SummaryWriter(str(run_dir / "tb")) as writer:
+        writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)
+
+
 def export_model(model: Stage2Model, dataset: MultiViewDataset, folder: Path) -> Path:
     """Write the asset of a textured model in the dataset's world units."""
+    model = copy.deepcopy(model).cpu()
     vertices = dataset.transform.to_world(model.vertices.detach())
     textures = model.material.textures()
     return export_asset(folder, vertices, model.faces, model.uv, model.uv_faces, textures, model.light)

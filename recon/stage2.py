@@ -3,6 +3,7 @@ then textures, light and (optionally) vertex positions are optimized against the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -14,9 +15,11 @@ from data.dataset import Batch, MultiViewDataset
 from geometry.mesh import remove_small_components, unwrap_uv
 from geometry.regularizers import laplacian_loss
 from recon.bake import bake_textures
+from recon.distributed import DistributedContext
 from recon.losses import image_loss, mask_loss, psnr
 from recon.model import ReconstructionModel
 from recon.texture_material import TextureMaterial
+from recon.trainer import TrainingError
 from render.light import EnvironmentLight
 from render.renderer import RenderOutput, render_views
 
@@ -66,6 +69,10 @@ class Stage2Model(nn.Module):
     def vertices(self) -> torch.Tensor:
         return self.base_vertices + self.offsets
 
+    def forward(self, batch: Batch) -> RenderOutput:
+        """:meth:`render` (the call DistributedDataParallel wraps)."""
+        return self.render(batch)
+
     def render(self, batch: Batch) -> RenderOutput:
         return render_views(
             self.vertices, self.faces, batch.cameras, self.light, self.material, batch.background,
@@ -75,9 +82,13 @@ class Stage2Model(nn.Module):
 
 def train_stage2(
     model: Stage2Model, dataset: MultiViewDataset, config: Stage2Config, writer: SummaryWriter | None = None,
-    seed: int = 0, progress: bool = True, step_offset: int = 0,
+    seed: int = 0, progress: bool = True, step_offset: int = 0, context: DistributedContext | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    """Optimize textures and light (and vertices when enabled); returns the last step's terms."""
+    """Optimize textures and light (and vertices when enabled); returns the last step's terms (means over
+    the ranks under torchrun, where each rank renders its share of every batch)."""
+    context = context or DistributedContext()
+    context.check_batch_size(config.batch_size, "stage2.batch_size")
+    network = context.wrap(model)
     groups = [
         {"params": model.material.parameters(), "lr": config.texture_lr},
         {"params": model.light.parameters(), "lr": config.light_lr},
@@ -87,25 +98,31 @@ def train_stage2(
     optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
     generator = torch.Generator().manual_seed(seed)
     terms: dict[str, float] = {}
-    for step in tqdm(range(config.steps), disable=not progress, unit="step", desc="stage 2"):
-        batch = dataset.sample(config.batch_size, generator)
-        out = model.render(batch)
+    bar = tqdm(range(config.steps), disable=not (progress and context.is_main), unit="step", desc="stage 2")
+    for step in bar:
+        batch = context.shard(dataset.sample(config.batch_size, generator))
+        out = network(batch)
         image = image_loss(out.rgb, batch.images, config.image)
         mask = mask_loss(out.alpha, batch.masks)
         loss = image + config.mask_weight * mask
         if config.optimize_vertices:
             loss = loss + config.laplacian_weight * laplacian_loss(model.vertices, model.faces)
+        terms = context.mean(
+            {
+                "image": float(image.detach()),
+                "mask": float(mask.detach()),
+                "loss": float(loss.detach()),
+                "psnr": float(psnr(out.rgb.detach().clamp(0, 1), batch.images.clamp(0, 1))),
+            }
+        )
+        if not math.isfinite(terms["loss"]):
+            raise TrainingError(f"stage 2, step {step}: the loss is not finite; lower stage2 learning rates")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         model.material.clamp_()
         model.light.clamp_()
-        terms = {
-            "image": float(image.detach()),
-            "mask": float(mask.detach()),
-            "loss": float(loss.detach()),
-            "psnr": float(psnr(out.rgb.detach().clamp(0, 1), batch.images.clamp(0, 1))),
-        }
+        bar.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}")
         if writer is not None and (step % 10 == 0 or step == config.steps - 1):
             for name, value in terms.items():
                 writer.add_scalar(f"stage2/{name}", value, step_offset + step)

@@ -4,11 +4,13 @@
     trainer.fit()            # resumes from run_dir/checkpoints when TrainConfig.resume is set
 
 A non-finite loss stops training with :class:`TrainingError` (the last good checkpoint stays); Ctrl-C
-writes a checkpoint before leaving.
+writes a checkpoint before leaving. Under torchrun pass a :class:`recon.distributed.DistributedContext`:
+each rank renders its share of every batch and only rank 0 writes (TensorBoard, checkpoints).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ from tqdm import tqdm
 
 from data.dataset import MultiViewDataset
 from recon.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from recon.distributed import DistributedContext
 from recon.model import LossConfig, ReconstructionModel
 
 
@@ -43,6 +46,7 @@ class TrainConfig:
 
     steps: int = 1000
     batch_size: int = 4
+    """Views per step, over all processes (divisible by the torchrun process count)."""
     seed: int = 0
     losses: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -68,10 +72,18 @@ def make_optimizer(model: ReconstructionModel, config: OptimizerConfig) -> torch
 
 class Trainer:
     def __init__(
-        self, model: ReconstructionModel, dataset: MultiViewDataset, config: TrainConfig, run_dir: Path
+        self,
+        model: ReconstructionModel,
+        dataset: MultiViewDataset,
+        config: TrainConfig,
+        run_dir: Path,
+        context: DistributedContext | None = None,
     ):
         self.model, self.dataset, self.config = model, dataset, config
         self.run_dir = Path(run_dir)
+        self.context = context or DistributedContext()
+        self.context.check_batch_size(config.batch_size, "train.batch_size")
+        self.network = self.context.wrap(model)  # the model itself, or its DistributedDataParallel
         self.optimizer = make_optimizer(model, config.optimizer)
         decay = config.optimizer.final_lr_fraction ** (1 / max(config.steps, 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, decay)
@@ -94,8 +106,10 @@ class Trainer:
         }
 
     def save(self) -> Path:
+        """Write ``checkpoints/step_<step>.pt`` (rank 0 only; every rank gets the path)."""
         path = self.checkpoint_dir / f"step_{self.step}.pt"
-        save_checkpoint(path, self.state())
+        if self.context.is_main:
+            save_checkpoint(path, self.state())
         return path
 
     def restore(self, path: Path | None = None) -> bool:
@@ -124,20 +138,20 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         self._check_parameters()
-        batch = self.dataset.sample(self.config.batch_size, self.generator)
-        result = self.model.step_loss(batch, self.config.losses, self.step, self.generator)
-        if not torch.isfinite(result.loss):
+        batch = self.context.shard(self.dataset.sample(self.config.batch_size, self.generator))
+        result = self.network(batch, self.config.losses, self.step, self.generator)
+        terms = self.context.mean(dict(result.terms, loss=float(result.loss.detach())))
+        if not math.isfinite(terms["loss"]):
             raise TrainingError(
-                f"step {self.step}: the loss is not finite ({float(result.loss)}); the last good checkpoint "
+                f"step {self.step}: the loss is not finite ({terms['loss']}); the last good checkpoint "
                 f"is in {self.checkpoint_dir} (lower the learning rates and resume)"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        result.loss.backward()
+        result.loss.backward()  # under DDP this also averages the gradients over the ranks
         self.optimizer.step()
         self.scheduler.step()
         self.model.light.clamp_()
         self.step += 1
-        terms = dict(result.terms, loss=float(result.loss.detach()))
         return terms
 
     def _log(self, terms: dict[str, float], seconds: float) -> None:
@@ -156,11 +170,20 @@ class Trainer:
             return
         with torch.no_grad():
             batch = self.dataset.batch([0], torch.Generator().manual_seed(0))  # leaves the RNGs alone
+            batch = batch.to(self.context.device)
             vertices, faces, _ = self.model.extract()
             out = self.model.render(batch, vertices, faces)
             side = torch.cat((out.rgb[0], batch.images[0]), 1).clamp(0, 1) ** (1 / 2.2)
             self.writer.add_image("render/rendered_vs_reference", side, self.step, dataformats="HWC")
             self.writer.add_image("render/normals", (out.normal[0] + 1) / 2, self.step, dataformats="HWC")
+            material = out.material[0].clamp(0, 1)
+            images = {
+                "base_color": material[..., :3] ** (1 / 2.2),
+                "roughness": material[..., 3:4],
+                "metallic": material[..., 4:5],
+            }
+            for name, image in images.items():
+                self.writer.add_image(f"material/{name}", image, self.step, dataformats="HWC")
             light = self.model.light.to_latlong(64).clamp(0, 1) ** (1 / 2.2)
             self.writer.add_image("light/environment", light, self.step, dataformats="HWC")
 
@@ -168,9 +191,11 @@ class Trainer:
         """Train to ``config.steps``; returns the last step's terms."""
         if self.config.resume:
             self.restore()
-        self.writer = SummaryWriter(str(self.run_dir / "tb"))
+        main = self.context.is_main
+        self.writer = SummaryWriter(str(self.run_dir / "tb")) if main else None
         terms: dict[str, float] = {}
-        bar = tqdm(total=self.config.steps, initial=self.step, disable=not self.config.progress, unit="step")
+        show = self.config.progress and main
+        bar = tqdm(total=self.config.steps, initial=self.step, disable=not show, unit="step")
         try:
             while self.step < self.config.steps:
                 start = time.perf_counter()
@@ -191,7 +216,7 @@ class Trainer:
             raise
         finally:
             bar.close()
-            self.writer.flush()
-            self.writer.close()
+            if self.writer is not None:
+                self.writer.close()
         self.save()
         return terms

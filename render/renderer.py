@@ -30,11 +30,13 @@ Material = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, tor
 @dataclass
 class RenderOutput:
     """rgb [B, H, W, 3] composited, alpha [B, H, W, 1], normal [B, H, W, 3] (world, 0 off the mesh),
+    material [B, H, W, 5] (linear base colour, roughness, metallic; 0 off the mesh, not antialiased),
     rast [B, H, W, 4] (the rasterizer's, bottom row first)."""
 
     rgb: torch.Tensor
     alpha: torch.Tensor
     normal: torch.Tensor
+    material: torch.Tensor
     rast: torch.Tensor
 
 
@@ -75,6 +77,7 @@ def render_mesh(
         )
     covered = rast[..., 3] > 0
     colour = torch.zeros(*covered.shape, 3, device=device, dtype=vertices.dtype)
+    material_image = torch.zeros(*covered.shape, 5, device=device, dtype=vertices.dtype)
     if bool(covered.any()):
         p = points[covered]
         n = safe_normalize(normals[covered])
@@ -87,6 +90,8 @@ def render_mesh(
             base_color, roughness, metallic = material(p, st)
         shaded = light.shade(n, view, base_color, roughness, metallic)
         colour = colour.index_put((covered,), shaded.to(colour.dtype))
+        sample = torch.cat((base_color, roughness, metallic), -1).detach().to(colour.dtype)
+        material_image = material_image.index_put((covered,), sample)
     rgba = torch.cat((colour, covered[..., None].to(colour.dtype)), -1)
     rgba = antialias(rgba.contiguous(), rast, clip, tri, backend=backend)
     if background is None:
@@ -94,7 +99,7 @@ def render_mesh(
     rgb = rgba[..., :3] + background.to(rgba) * (1 - rgba[..., 3:])
     normal_image = torch.where(covered[..., None], safe_normalize(normals), torch.zeros_like(normals))
     flip = lambda x: torch.flip(x, dims=[1])  # noqa: E731 - rasterizer row 0 is the bottom (DESIGN §3)
-    return RenderOutput(flip(rgb), flip(rgba[..., 3:]), flip(normal_image), rast)
+    return RenderOutput(flip(rgb), flip(rgba[..., 3:]), flip(normal_image), flip(material_image), rast)
 
 
 def render_views(

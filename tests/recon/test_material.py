@@ -67,3 +67,12 @@ def test_fits_a_procedural_material(report):
 def test_config_errors(changes):
     with pytest.raises(ValueError, match="material:"):
         MaterialMLP(MaterialConfig(**changes))
+
+
+def test_seed_makes_the_initialization_reproducible():
+    torch.manual_seed(1)
+    first = MaterialMLP(seed=3).state_dict()
+    torch.manual_seed(2)
+    second = MaterialMLP(seed=3).state_dict()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert not torch.equal(MaterialMLP(seed=4).state_dict()["mlp.0.weight"], first["mlp.0.weight"])

@@ -77,6 +77,7 @@ def test_tensorboard_tags(dataset, tmp_path):
     ):
         assert tag in scalars, tag
     assert {"render/rendered_vs_reference", "render/normals", "light/environment"} <= images
+    assert {"material/base_color", "material/roughness", "material/metallic"} <= images
 
 
 def test_non_finite_loss_stops_and_keeps_checkpoints(dataset, tmp_path):
