@@ -38,6 +38,20 @@ def _quiet_hydra_on_other_ranks() -> None:
         ]
 
 
+def _check_output_folder() -> None:
+    """Hydra creates the run folder before any project code runs: check first that it can, so that a bad
+    ``hydra.run.dir`` ends with one line rather than Hydra's traceback."""
+    if int(os.environ.get("RANK", "0")) > 0 or {"--help", "-h", "--hydra-help"} & set(sys.argv):
+        return
+    given = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("hydra.run.dir=")]
+    folder = Path(given[-1] if given else "outputs").absolute()
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        print(f"train.py: {folder}: output folder is not writable ({existing} is not a writable folder)",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(1)
+
+
 @hydra.main(version_base=None, config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from data.errors import DatasetError
@@ -76,5 +90,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    _check_output_folder()
     _quiet_hydra_on_other_ranks()
     main()
