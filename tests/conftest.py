@@ -16,6 +16,17 @@ def _seeded():
 
 
 @pytest.fixture
+def one_thread():
+    """One PyTorch thread for the test: multi-threaded CPU reductions reorder float sums, and Adam turns
+    those ~1e-9 differences of near-zero hash-grid gradients into lr-sized steps, so training trajectories
+    drift apart run to run. With one thread, training is bitwise reproducible."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def report():
     """``report("text")`` adds a line to the 'measured' section at the end of the pytest run."""
     return _REPORTED.append

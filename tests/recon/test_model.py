@@ -9,10 +9,10 @@ from data.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.model import LossConfig, ReconstructionModel
 
 
-def test_stage1_steps_improve_the_fit(tmp_path, report):
+def test_stage1_steps_improve_the_fit(tmp_path, report, one_thread):
     torch.manual_seed(0)
     config = SyntheticConfig(
-        n_train=8, n_val=1, n_test=1, resolution=64, mesh_resolution=64, light_resolution=32
+        n_train=8, n_val=1, n_test=1, resolution=128, mesh_resolution=64, light_resolution=32
     )
     synthetic = make_synthetic_scene(tmp_path, config)
     dataset = MultiViewDataset(synthetic.scene, "train", background="random")
@@ -39,7 +39,7 @@ def test_stage1_steps_improve_the_fit(tmp_path, report):
     first = {k: sum(h[k] for h in history[:5]) / 5 for k in ("mask", "psnr")}
     last = {k: sum(h[k] for h in history[-5:]) / 5 for k in ("mask", "psnr")}
     report(
-        f"stage 1, 60 steps, 64^2 synthetic scene: mask loss {first['mask']:.3f} -> {last['mask']:.3f}, "
+        f"stage 1, 60 steps, 128^2 synthetic scene: mask loss {first['mask']:.3f} -> {last['mask']:.3f}, "
         f"PSNR {first['psnr']:.1f} -> {last['psnr']:.1f} dB"
     )
     assert last["mask"] < 0.8 * first["mask"] and last["psnr"] > first["psnr"] + 1.0

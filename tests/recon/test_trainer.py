@@ -33,16 +33,6 @@ def train(dataset, run_dir, steps: int, resume: bool = False, **changes) -> Trai
     return trainer
 
 
-@pytest.fixture
-def one_thread():
-    """Multi-threaded CPU reductions reorder float sums; Adam turns those ~1e-9 differences of near-zero
-    hash-grid gradients into lr-sized steps. With one thread, training is bitwise reproducible."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_resume_continues_exactly(dataset, tmp_path, one_thread):
     straight = train(dataset, tmp_path / "straight", 6)
     torch.manual_seed(0)
