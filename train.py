@@ -25,10 +25,15 @@ from recon.config import register
 register()
 
 
+def _launch_rank() -> int:
+    """This process's rank when torchrun started it (0 for a plain ``python train.py``)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def _quiet_hydra_on_other_ranks() -> None:
     """Under ``torchrun`` only rank 0 lets Hydra create the run folder (the others receive its path from
     rank 0, as the ``${now:...}`` folder name could differ by a second between processes)."""
-    if int(os.environ.get("RANK", "0")) > 0:
+    if _launch_rank() > 0:
         keep = [arg for arg in sys.argv if not arg.startswith(("hydra.run.dir=", "hydra.output_subdir="))]
         sys.argv = keep + [
             "hydra.run.dir=.",
@@ -41,7 +46,7 @@ def _quiet_hydra_on_other_ranks() -> None:
 def _check_output_folder() -> None:
     """Hydra creates the run folder before any project code runs: check first that it can, so that a bad
     ``hydra.run.dir`` ends with one line rather than Hydra's traceback."""
-    if int(os.environ.get("RANK", "0")) > 0 or {"--help", "-h", "--hydra-help"} & set(sys.argv):
+    if _launch_rank() > 0 or {"--help", "-h", "--hydra-help"} & set(sys.argv):
         return
     given = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("hydra.run.dir=")]
     folder = Path(given[-1] if given else "outputs").absolute()

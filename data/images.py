@@ -20,10 +20,19 @@ def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
 
 
+def srgb_curve(x: torch.Tensor) -> torch.Tensor:
+    """The sRGB encoding curve for x >= 0, not clamped above 1 (values above 1 keep their gradient)."""
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+
+
 def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     """Linear -> sRGB-encoded, clamped to [0, 1]."""
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
+    return srgb_curve(x.clamp(0.0, 1.0))
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Values in [0, 1] (clamped) -> rounded uint8 array on the CPU."""
+    return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
 def resolve_image(path: Path) -> Path:
@@ -79,7 +88,7 @@ def resize_rgba(image: np.ndarray, width: int, height: int) -> np.ndarray:
     alpha = pooled[:, 3:]
     rgb = torch.where(alpha > 0, pooled[:, :3] / alpha.clamp_min(1e-8), pooled[:, :3])
     out = torch.cat((linear_to_srgb(rgb), alpha), 1)[0].permute(1, 2, 0)
-    return (out * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+    return to_uint8(out)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -17,6 +17,7 @@ import torch
 
 from data.cameras import Camera
 from data.errors import DatasetError
+from data.files import write_text_atomic
 from data.images import resolve_image, write_image
 from data.scene import SPLITS, SceneData, as_matrix, image_size, parse_intrinsics, read_json, require
 
@@ -101,6 +102,4 @@ def write_nerf_synthetic(
             "h": cameras.height,
             "frames": frames,
         }
-        tmp = root / f".transforms_{split}.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, root / f"transforms_{split}.json")
+        write_text_atomic(root / f"transforms_{split}.json", json.dumps(meta, indent=2))

@@ -19,6 +19,7 @@ import torch
 from data.cameras import Camera
 from data.distortion import Distortion
 from data.errors import DatasetError
+from data.files import write_text_atomic
 from data.images import resolve_image, write_image
 from data.scene import SceneData, as_matrix, holdout_splits, image_size, parse_intrinsics, read_json, require
 
@@ -118,6 +119,4 @@ def write_nerfstudio(
     meta = {"w": cameras.width, "h": cameras.height, "camera_model": "PINHOLE", "frames": frames}
     if distortion is not None:
         meta.update(camera_model="OPENCV", **distortion.__dict__)
-    tmp = root / ".transforms.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, root / "transforms.json")
+    write_text_atomic(root / "transforms.json", json.dumps(meta, indent=2))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from data.cameras import Camera
-from data.images import linear_to_srgb, read_rgba, srgb_to_linear
+from data.images import linear_to_srgb, read_rgba, srgb_to_linear, to_uint8
 from data.nerf_synthetic import load_nerf_synthetic, write_nerf_synthetic
 from data.scene import SceneData
 from geometry.extraction import GridConfig, extract_mesh
@@ -164,7 +164,7 @@ def _render(mesh: Mesh, material: Material, light: EnvironmentLight, cameras: Ca
             alpha = out.alpha.clamp(0, 1)
             rgb = torch.where(alpha > 0, out.rgb / alpha.clamp_min(1e-6), out.rgb)
             rgba = torch.cat((linear_to_srgb(rgb), alpha), -1)
-            images += list((rgba * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy())
+            images += list(to_uint8(rgba))
     return images
 
 

@@ -110,6 +110,23 @@ def chamfer_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 0.5 * (nearest_distance(a, b).mean() + nearest_distance(b, a).mean())
 
 
+def mesh_surface_distances(
+    vertices_a: torch.Tensor,
+    faces_a: torch.Tensor,
+    vertices_b: torch.Tensor,
+    faces_b: torch.Tensor,
+    n: int = 20000,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n], [n]: the distances of ``n`` area-uniform samples of mesh a to mesh b's triangles, and of ``n``
+    samples of b to a's (a sampled first, then b, from ``generator``)."""
+    on_a = sample_surface(vertices_a.detach(), faces_a, n, generator)[0]
+    on_b = sample_surface(vertices_b.detach(), faces_b, n, generator)[0]
+    return point_mesh_distance(on_a, vertices_b.detach(), faces_b), point_mesh_distance(
+        on_b, vertices_a.detach(), faces_a
+    )
+
+
 def mesh_chamfer_distance(
     vertices_a: torch.Tensor,
     faces_a: torch.Tensor,
@@ -123,8 +140,5 @@ def mesh_chamfer_distance(
 
     Unlike :func:`chamfer_distance` on two sample sets, it has no floor from the sample spacing.
     """
-    on_a = sample_surface(vertices_a.detach(), faces_a, n, generator)[0]
-    on_b = sample_surface(vertices_b.detach(), faces_b, n, generator)[0]
-    a_to_b = point_mesh_distance(on_a, vertices_b.detach(), faces_b).mean()
-    b_to_a = point_mesh_distance(on_b, vertices_a.detach(), faces_a).mean()
-    return 0.5 * (a_to_b + b_to_a)
+    a_to_b, b_to_a = mesh_surface_distances(vertices_a, faces_a, vertices_b, faces_b, n, generator)
+    return 0.5 * (a_to_b.mean() + b_to_a.mean())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import os
-import pickle
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -112,12 +111,13 @@ class DistributedContext:
         return {name: float(value) for name, value in zip(names, means, strict=True)}
 
     def broadcast(self, value):
-        """Rank 0's ``value`` on every rank (any picklable object; tensors arrive on the CPU)."""
+        """Rank 0's ``value`` on every rank (any picklable object; a module on a GPU is sent, and returned
+        on rank 0 too, as a CPU copy, so that no rank unpickles tensors onto rank 0's GPU)."""
         if not self.enabled:
             return value
-        payload = [pickle.dumps(_to_cpu(value)) if self.is_main else None]
+        payload = [_to_cpu(value) if self.is_main else None]
         dist.broadcast_object_list(payload, src=0, device=self.device)
-        return pickle.loads(payload[0])
+        return payload[0]
 
     def barrier(self) -> None:
         if self.enabled:

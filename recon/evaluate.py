@@ -14,7 +14,8 @@ import torch
 from omegaconf import OmegaConf
 
 from data.dataset import MultiViewDataset
-from data.images import linear_to_srgb, write_image
+from data.files import write_text_atomic
+from data.images import linear_to_srgb, to_uint8, write_image
 from data.normalization import SceneTransform
 from geometry.obj import read_obj
 from recon.checkpoint import CheckpointError
@@ -27,7 +28,7 @@ from render.renderer import render_views
 
 def save_transform(path: Path, transform: SceneTransform) -> None:
     data = {"offset": transform.offset.tolist(), "scale": transform.scale, "method": transform.method}
-    path.write_text(json.dumps(data, indent=2))
+    write_text_atomic(path, json.dumps(data, indent=2))
 
 
 def reference_mesh(config: Config, run_dir: Path) -> Path | None:
@@ -85,7 +86,7 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
             rendered, reference = linear_to_srgb(out.rgb[0]), linear_to_srgb(batch.images[0])
             psnrs.append(image_psnr(rendered, reference))
             ssims.append(image_ssim(rendered, reference))
-            side = (torch.cat((rendered, reference), 1) * 255 + 0.5).to(torch.uint8).numpy()
+            side = to_uint8(torch.cat((rendered, reference), 1))
             write_image(run_dir / "eval" / f"view_{view:03d}.png", side)
     metrics = {"asset": folder.name, "split": split, "views": len(psnrs), "psnr": float(np.mean(psnrs)),
                "ssim": float(np.mean(ssims))}  # fmt: skip
@@ -97,7 +98,5 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
             surface_metrics(vertices, faces, reference.vertices, reference.faces, threshold=0.01 * extent)
         )
         metrics["reference_mesh"] = str(gt)
-    tmp = run_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, run_dir / "metrics.json")
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

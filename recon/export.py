@@ -17,7 +17,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from data.images import linear_to_srgb
+from data.images import linear_to_srgb, to_uint8
 from geometry.mesh import vertex_normals
 from recon.bake import Textures, uv_vertex_positions
 from render.light import EnvironmentLight
@@ -35,7 +35,7 @@ map_Ks texture_ks.png
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
     """[R, R, C] in [0, 1], row 0 = v = 0 -> uint8, top row first (as image files store it)."""
-    return (torch.flip(image, dims=[0]).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    return to_uint8(torch.flip(image, dims=[0]))
 
 
 def texture_images(textures: Textures) -> dict[str, np.ndarray]:

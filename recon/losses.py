@@ -6,14 +6,15 @@ from dataclasses import dataclass
 
 import torch
 
+from data.images import srgb_curve
+
 IMAGE_LOSSES = ("l1", "l2", "logl1", "smape")
 
 
 def tonemap(x: torch.Tensor) -> torch.Tensor:
     """sRGB(log(1 + x)) with the sRGB curve continued above 1: compresses highlights so they do not
     dominate the loss while keeping their gradients (nvdiffrec's tonemapped loss)."""
-    y = torch.log1p(x.clamp(min=0))
-    return torch.where(y <= 0.0031308, 12.92 * y, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+    return srgb_curve(torch.log1p(x.clamp(min=0)))
 
 
 def image_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "l1", tonemapped: bool = True):

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from geometry.distance import point_mesh_distance, sample_surface
+from geometry.distance import mesh_surface_distances
 from recon.losses import psnr
 
 
@@ -34,10 +34,9 @@ def surface_metrics(
     """Chamfer-L1 (mean of the two mean point-to-surface distances) and F-score at ``threshold``
     (harmonic mean of the fractions of samples of each surface within ``threshold`` of the other)."""
     generator = torch.Generator().manual_seed(seed)
-    ours = sample_surface(vertices.detach().float(), faces, samples, generator)[0]
-    theirs = sample_surface(reference_vertices.float(), reference_faces, samples, generator)[0]
-    to_reference = point_mesh_distance(ours, reference_vertices.float(), reference_faces)
-    to_ours = point_mesh_distance(theirs, vertices.detach().float(), faces)
+    to_reference, to_ours = mesh_surface_distances(
+        vertices.float(), faces, reference_vertices.float(), reference_faces, samples, generator
+    )
     precision = float((to_reference < threshold).float().mean())
     recall = float((to_ours < threshold).float().mean())
     f_score = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0

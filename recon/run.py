@@ -11,6 +11,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from data.dataset import MultiViewDataset, load_scene
 from data.errors import DatasetError
+from data.files import write_text_atomic
 from data.scene import SceneData
 from data.synthetic import make_synthetic_scene
 from recon.config import Config
@@ -106,7 +107,7 @@ def prepare_run_dir(run_dir: Path, config: Config) -> None:
     except OSError as error:
         raise DatasetError(f"{run_dir}: output folder is not writable ({error.strerror})") from None
     text = OmegaConf.to_yaml(OmegaConf.structured(config))
-    (run_dir / "config.yaml").write_text(text)
+    write_text_atomic(run_dir / "config.yaml", text)
     with SummaryWriter(str(run_dir / "tb")) as writer:
         writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)
 

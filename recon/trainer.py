@@ -20,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from data.dataset import MultiViewDataset
+from data.images import linear_to_srgb
 from recon.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from recon.distributed import DistributedContext
 from recon.model import LossConfig, ReconstructionModel
@@ -173,18 +174,18 @@ class Trainer:
             batch = batch.to(self.context.device)
             vertices, faces, _ = self.model.extract()
             out = self.model.render(batch, vertices, faces)
-            side = torch.cat((out.rgb[0], batch.images[0]), 1).clamp(0, 1) ** (1 / 2.2)
+            side = linear_to_srgb(torch.cat((out.rgb[0], batch.images[0]), 1))
             self.writer.add_image("render/rendered_vs_reference", side, self.step, dataformats="HWC")
             self.writer.add_image("render/normals", (out.normal[0] + 1) / 2, self.step, dataformats="HWC")
             material = out.material[0].clamp(0, 1)
             images = {
-                "base_color": material[..., :3] ** (1 / 2.2),
+                "base_color": linear_to_srgb(material[..., :3]),
                 "roughness": material[..., 3:4],
                 "metallic": material[..., 4:5],
             }
             for name, image in images.items():
                 self.writer.add_image(f"material/{name}", image, self.step, dataformats="HWC")
-            light = self.model.light.to_latlong(64).clamp(0, 1) ** (1 / 2.2)
+            light = linear_to_srgb(self.model.light.to_latlong(64))
             self.writer.add_image("light/environment", light, self.step, dataformats="HWC")
 
     def fit(self) -> dict[str, float]:
