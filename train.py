@@ -66,12 +66,13 @@ def main(cfg: DictConfig) -> None:
     from recon.trainer import TrainingError
     from render.raster.nvdiffrast_backend import BackendUnavailableError
 
-    context = None
+    context, succeeded = None, False
     try:
         config = OmegaConf.to_object(cfg)
         context = DistributedContext.from_environment(config.device)
         run_dir = context.broadcast(HydraConfig.get().runtime.output_dir)
         terms = run(config, Path(run_dir), context)
+        succeeded = True
     except (DatasetError, CheckpointError, TrainingError, BackendUnavailableError, ValueError) as error:
         rank = f"[rank {context.rank}] " if context is not None and context.enabled else ""
         print(f"train.py: {rank}{error}", file=sys.stderr)
@@ -83,7 +84,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(130)
     finally:
         if context is not None:
-            context.close()
+            context.close(succeeded)
     if not context.is_main:
         return
     summary = f"last batch PSNR {terms.get('psnr', float('nan')):.2f} dB"

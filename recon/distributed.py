@@ -75,9 +75,16 @@ class DistributedContext:
             dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=timedelta(hours=2))
         return cls(rank, world_size, local_rank, target)
 
-    def close(self) -> None:
-        if self.enabled and dist.is_initialized():
-            dist.destroy_process_group()
+    def close(self, succeeded: bool = True) -> None:
+        """Leave the process group. After a successful run every rank first waits for the others, so
+        that no rank tears gloo or NCCL down while a peer is still working (rank 0 exports for minutes;
+        an early leaver could abort with "terminate called without an active exception"). After an
+        error there is no barrier: the other ranks may be inside a collective that never ends."""
+        if not (self.enabled and dist.is_initialized()):
+            return
+        if succeeded:
+            self.barrier()
+        dist.destroy_process_group()
 
     def check_batch_size(self, batch_size: int, name: str) -> None:
         if batch_size % self.world_size:
