@@ -73,6 +73,12 @@ class SDFNetwork(nn.Module):
         self.activation = nn.Softplus(beta=self.config.softplus_beta)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self._initialize(generator)
+        self.active_levels = self.config.encoding.n_levels
+
+    def set_active_levels(self, levels: int) -> None:
+        """Use only the ``levels`` coarsest hash-grid levels (the others' features read as 0 and get no
+        gradient): Neuralangelo's coarse-to-fine schedule, set by the trainer each step."""
+        self.active_levels = max(1, min(int(levels), self.config.encoding.n_levels))
 
     @torch.no_grad()
     def _initialize(self, generator: torch.Generator | None) -> None:
@@ -102,7 +108,11 @@ class SDFNetwork(nn.Module):
         """
         shape = points.shape[:-1]
         x = ((points.reshape(-1, 3) - self.centre) / self.scale).to(self.layers[0].weight.dtype)
-        h = torch.cat((x, self.encoding((x + 1) * 0.5).to(x.dtype)), -1)
+        features = self.encoding((x + 1) * 0.5).to(x.dtype)
+        if self.active_levels < self.config.encoding.n_levels:
+            active = self.active_levels * self.config.encoding.n_features_per_level
+            features = torch.cat((features[:, :active], features[:, active:] * 0), -1)
+        h = torch.cat((x, features), -1)
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))
         out = self.layers[-1](h)

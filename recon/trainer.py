@@ -39,6 +39,8 @@ class OptimizerConfig:
     material_lr: float = 1e-2
     light_lr: float = 3e-2
     final_lr_fraction: float = 0.1
+    eps: float = 1e-15
+    """Adam's epsilon (instant-ngp's 1e-15 by default)."""
 
 
 @dataclass
@@ -51,6 +53,10 @@ class TrainConfig:
     seed: int = 0
     losses: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    start_levels: int = 0
+    """Coarse to fine: train with the ``start_levels`` coarsest hash-grid levels and enable one more every
+    ``steps_per_level`` steps (0: every level from the first step)."""
+    steps_per_level: int = 100
     log_every: int = 10
     image_every: int = 200
     checkpoint_every: int = 250
@@ -67,7 +73,7 @@ def make_optimizer(model: ReconstructionModel, config: OptimizerConfig) -> torch
             {"params": model.light.parameters(), "lr": config.light_lr, "name": "light"},
         ],
         betas=(0.9, 0.99),
-        eps=1e-15,
+        eps=config.eps,
     )
 
 
@@ -84,6 +90,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.context = context or DistributedContext()
         self.context.check_batch_size(config.batch_size, "train.batch_size")
+        if config.start_levels < 0 or config.steps_per_level < 1:
+            raise ValueError("train: start_levels must be >= 0 and steps_per_level >= 1")
         self.network = self.context.wrap(model)  # the model itself, or its DistributedDataParallel
         self.optimizer = make_optimizer(model, config.optimizer)
         decay = config.optimizer.final_lr_fraction ** (1 / max(config.steps, 1))
@@ -139,6 +147,9 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         self._check_parameters()
+        if self.config.start_levels > 0:
+            levels = self.config.start_levels + self.step // self.config.steps_per_level
+            self.model.sdf.set_active_levels(levels)
         batch = self.context.shard(self.dataset.sample(self.config.batch_size, self.generator))
         result = self.network(batch, self.config.losses, self.step, self.generator)
         terms = self.context.mean(dict(result.terms, loss=float(result.loss.detach())))

@@ -101,3 +101,42 @@ def test_sdf_sign_loss():
     grid = sample_sdf_grid(lambda p: p.norm(dim=-1) - radius, LOWER, UPPER, GridConfig(16, narrow_band=False))
     sdf_sign_loss(grid).backward()
     assert radius.grad is not None and float(radius.grad) != 0.0
+
+
+def test_normal_consistency_weighs_pairs_by_area_and_bounds_sliver_gradients():
+    # A unit square folded along its diagonal (areas 0.5 and 0.5*sqrt(3)) plus a sliver of area ~1e-9
+    # glued to edge (1, 2) at 90 degrees: weights are the smaller area of each pair.
+    vertices = torch.tensor(
+        [[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 1], [1, 0.5, 2e-9]],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3], [1, 4, 2]])
+    value = normal_consistency(vertices, faces)
+    normals = torch.nn.functional.normalize(
+        torch.cross(
+            vertices[faces[:, 1]] - vertices[faces[:, 0]],
+            vertices[faces[:, 2]] - vertices[faces[:, 0]],
+            dim=-1,
+        ),
+        dim=-1,
+    ).detach()
+    area = (
+        0.5
+        * torch.cross(
+            vertices[faces[:, 1]] - vertices[faces[:, 0]],
+            vertices[faces[:, 2]] - vertices[faces[:, 0]],
+            dim=-1,
+        )
+        .norm(dim=-1)
+        .detach()
+    )
+    pairs = [(0, 1), (0, 2)]
+    weights = torch.stack([torch.minimum(area[i], area[j]) for i, j in pairs])
+    ones = torch.stack([1 - normals[i] @ normals[j] for i, j in pairs])
+    assert float(value.detach()) == pytest.approx(float((weights * ones).sum() / weights.sum()), rel=1e-9)
+    value.backward()
+    # Unweighted, the sliver's unit normal would pull vertex 4 with a gradient ~ 1 / 1e-9.
+    assert float(vertices.grad.abs().max()) < 10
+    check = vertices.detach()[:4].clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: normal_consistency(v, faces[:2]), (check,))

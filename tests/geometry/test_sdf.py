@@ -54,3 +54,29 @@ def test_double_precision_and_encoding_gradient():
 def test_config_errors(changes):
     with pytest.raises(ValueError, match="sdf:"):
         SDFNetwork(SDFNetworkConfig(**changes))
+
+
+def test_active_levels_mask_the_finer_levels():
+    config = SDFNetworkConfig(encoding=HashGridConfig(n_levels=4, log2_hashmap_size=12))
+    network = SDFNetwork(config, seed=0)
+    points = torch.rand(256, 3) * 2 - 1
+    with torch.no_grad():
+        network.encoding.params.mul_(1e3)  # make every level matter
+        full = network.sdf(points)
+    network.set_active_levels(2)
+    coarse = network.sdf(points)
+    assert not torch.allclose(coarse.detach(), full)
+    reference = SDFNetwork(config, seed=0)
+    reference.load_state_dict(network.state_dict())
+    features = 2 * config.encoding.n_features_per_level
+    encode = reference.encoding.forward
+    reference.encoding.forward = lambda x: torch.cat(
+        (encode(x)[:, :features], encode(x)[:, features:] * 0), -1
+    )
+    torch.testing.assert_close(coarse, reference.sdf(points))
+    coarse.sum().backward()
+    per_entry = network.encoding.params.grad.view(-1, config.encoding.n_features_per_level)
+    start = network.encoding.layout.offset[2]
+    assert float(per_entry[start:].abs().max()) == 0.0 and float(per_entry[:start].abs().max()) > 0
+    network.set_active_levels(99)
+    assert network.active_levels == 4
