@@ -135,7 +135,13 @@ class Trainer:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["rng"])
         self.step = state["step"]
+        self._schedule_levels(max(self.step - 1, 0))  # the levels of the last step trained (for exports)
         return True
+
+    def _schedule_levels(self, step: int) -> None:
+        """Coarse to fine: the hash-grid levels active at ``step`` (every level when off)."""
+        if self.config.start_levels > 0:
+            self.model.sdf.set_active_levels(self.config.start_levels + step // self.config.steps_per_level)
 
     def _check_parameters(self) -> None:
         for name, parameter in self.model.named_parameters():
@@ -147,9 +153,7 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         self._check_parameters()
-        if self.config.start_levels > 0:
-            levels = self.config.start_levels + self.step // self.config.steps_per_level
-            self.model.sdf.set_active_levels(levels)
+        self._schedule_levels(self.step)
         batch = self.context.shard(self.dataset.sample(self.config.batch_size, self.generator))
         result = self.network(batch, self.config.losses, self.step, self.generator)
         terms = self.context.mean(dict(result.terms, loss=float(result.loss.detach())))

@@ -83,11 +83,13 @@ def test_non_finite_loss_stops_and_keeps_checkpoints(dataset, tmp_path):
 def test_coarse_to_fine_leaves_inactive_levels_untouched(dataset, tmp_path):
     torch.manual_seed(0)
     initial = ReconstructionModel().sdf.encoding.params.detach().clone()
-    trainer = train(dataset, tmp_path, 5, start_levels=2, steps_per_level=2)
-    assert trainer.model.sdf.active_levels == 4  # levels 2 + step 4 // 2 at the last step
+    trainer = train(dataset, tmp_path, 6, start_levels=2, steps_per_level=2)
+    assert trainer.model.sdf.active_levels == 4  # levels 2 + step 5 // 2 at the last step
     layout = trainer.model.sdf.encoding.layout
     features = trainer.model.sdf.config.encoding.n_features_per_level
     start = layout.offset[4] * features
     params = trainer.model.sdf.encoding.params.detach()
     assert torch.equal(params[start:], initial[start:])
     assert not torch.equal(params[:start], initial[:start])
+    finished = train(dataset, tmp_path, 6, resume=True, start_levels=2, steps_per_level=2)
+    assert finished.step == 6 and finished.model.sdf.active_levels == 4  # as trained, not step 6's 5
