@@ -1,6 +1,6 @@
 """One pinhole camera model for every dataset format.
 
-Conventions (DESIGN.md §3): camera-to-world matrices in OpenGL axes (the camera looks down -Z, +Y up,
+Conventions (docs/design.md): camera-to-world matrices in OpenGL axes (the camera looks down -Z, +Y up,
 +X right). Pixel coordinates have their origin at the top-left corner of the image, x to the right and
 y down, so pixel (i, j) (column i, row j of the image as stored, top row first) has its centre at
 (i + 0.5, j + 0.5) — COLMAP's convention. A point (X, Y, Z) in camera axes lands at

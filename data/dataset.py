@@ -25,6 +25,7 @@ from data.llff import is_llff, load_llff
 from data.nerf_synthetic import is_nerf_synthetic, load_nerf_synthetic
 from data.nerfstudio import is_nerfstudio, load_nerfstudio
 from data.normalization import SceneTransform, from_cameras, from_masks, from_points
+from data.orientation import estimate_up
 from data.scene import SceneData, check_split
 
 FORMATS = {  # name: (detect, load, whether the format needs a hold-out rule for its test split)
@@ -119,6 +120,11 @@ class MultiViewDataset(torch.utils.data.Dataset):
             warn_no_masks(self.scene.source)
         if self.transform is None:
             self.transform = self._estimate_transform(target)
+            if self.scene.up is not None:
+                self.transform.up, self.transform.up_source = self.scene.up, "the dataset format's convention"
+            else:
+                self.transform.up = estimate_up(target)
+                self.transform.up_source = "estimated from the cameras' mean up vector"
         self.cameras = self.transform.cameras(target)
         self.views = views
 

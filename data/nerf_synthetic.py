@@ -19,6 +19,7 @@ from data.cameras import Camera
 from data.errors import DatasetError
 from data.files import write_text_atomic
 from data.images import resolve_image, write_image
+from data.orientation import Z_UP
 from data.scene import SPLITS, SceneData, as_matrix, image_size, parse_intrinsics, read_json, require
 
 
@@ -70,7 +71,7 @@ def load_nerf_synthetic(root: str | os.PathLike) -> SceneData:
     cameras = Camera(torch.from_numpy(np.stack(c2w)).float(), fx, fy, cx, cy, int(width[0]), int(height[0]))
     splits.setdefault("val", splits.get("test", []))
     splits.setdefault("test", splits.get("val", []))
-    return SceneData(cameras, paths, splits, source=f"NeRF-synthetic {root}")
+    return SceneData(cameras, paths, splits, source=f"NeRF-synthetic {root}", up=Z_UP)  # Blender: +Z up
 
 
 def write_nerf_synthetic(

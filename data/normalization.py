@@ -18,11 +18,15 @@ from data.cameras import Camera
 
 @dataclass
 class SceneTransform:
-    """normalized = (world - offset) * scale; ``method`` says how it was estimated."""
+    """normalized = (world - offset) * scale; ``method`` says how it was estimated. ``up`` is the world's
+    up axis (exports turn it into glTF's +Y) and ``up_source`` where it comes from (the format's
+    convention or an estimate from the cameras)."""
 
     offset: torch.Tensor
     scale: float
     method: str = "identity"
+    up: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    up_source: str = "+Z by convention"
 
     def to_normalized(self, points: torch.Tensor) -> torch.Tensor:
         return (points - self.offset.to(points)) * self.scale

@@ -24,7 +24,9 @@ class SceneData:
 
     cameras: all N views; image_paths: N files; mask_paths: N files or None (masks from image alpha, or
     none); splits: view indices per split name; points: [P, 3] sparse points (COLMAP) or None;
-    distortion: per view, None for an ideal pinhole; source: a description for messages.
+    distortion: per view, None for an ideal pinhole; source: a description for messages; up: the world's
+    up axis when the format defines one (NeRF-synthetic / Blender: +Z), else None (estimated from the
+    cameras, see data.orientation).
     """
 
     cameras: Camera
@@ -34,6 +36,7 @@ class SceneData:
     points: torch.Tensor | None = None
     distortion: list[Distortion | None] = field(default_factory=list)
     source: str = ""
+    up: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.distortion:

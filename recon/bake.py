@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from geometry.mesh import vertex_normals
+from geometry.tangents import corner_tangents, to_tangent_space
 from render.raster import interpolate, rasterize
 
 
@@ -15,13 +17,15 @@ class Textures:
     """Texture images, row 0 = v = 0 (the bottom row of the image as OBJ sees it; flip before saving).
 
     base_color [R, R, 3] linear, roughness [R, R, 1], metallic [R, R, 1]; covered [R, R] marks texels
-    inside a chart (the rest is dilated from the charts' borders).
+    inside a chart (the rest is dilated from the charts' borders); normal [R, R, 3] unit tangent-space
+    normals (MikkTSpace frame, +Y = bitangent, OpenGL convention) or None without a normal map.
     """
 
     base_color: torch.Tensor
     roughness: torch.Tensor
     metallic: torch.Tensor
     covered: torch.Tensor
+    normal: torch.Tensor | None = None
 
 
 def uv_vertex_positions(vertices: torch.Tensor, faces: torch.Tensor, uv_faces: torch.Tensor, n_uv: int):
@@ -56,19 +60,47 @@ def bake_textures(
     padding: int = 8,
     chunk: int = 1 << 17,
 ) -> Textures:
-    """Evaluate ``material(points) -> (base_color, roughness, metallic)`` at the centre of every texel
-    covered by the UV layout (positions interpolated on the triangles), then dilate by ``padding``."""
+    """Evaluate ``material(points) -> (base_color, roughness, metallic[, normal offset])`` at the centre of
+    every texel covered by the UV layout (positions interpolated on the triangles), then dilate by
+    ``padding``. A normal offset (world space, render.renderer's "offset" mode) is baked into a
+    tangent-space normal map in the MikkTSpace frame of this layout."""
     positions = uv_vertex_positions(vertices, faces, uv_faces, len(uv))
     clip = torch.cat((uv * 2 - 1, torch.zeros_like(uv[:, :1]), torch.ones_like(uv[:, :1])), -1)[None]
     tri = uv_faces.to(torch.int32).contiguous()
     rast, _ = rasterize(clip.contiguous(), tri, (resolution, resolution))
     points, _ = interpolate(positions[None].contiguous(), rast, tri)
     covered = rast[0, ..., 3] > 0
-    values = torch.zeros(resolution, resolution, 5, device=vertices.device)
     with torch.no_grad():
         p = points[0][covered]
         outputs = [torch.cat(tuple(material(part)), -1) for part in p.split(chunk)] if len(p) else []
+        channels = outputs[0].shape[-1] if outputs else 5
+        values = torch.zeros(resolution, resolution, channels, device=vertices.device)
         if outputs:
             values[covered] = torch.cat(outputs).float()
+        if channels > 5:
+            values[..., 5:8][covered] = _tangent_space(
+                values[..., 5:8][covered], vertices, faces, uv, uv_faces, rast
+            )
     values = dilate(values, covered, padding)
-    return Textures(values[..., :3], values[..., 3:4], values[..., 4:5], covered)
+    normal = None
+    if channels > 5:  # texels no chart reaches even after dilation: flat
+        flat = torch.tensor([0.0, 0.0, 1.0], device=values.device)
+        baked = values[..., 5:8]
+        normal = torch.nn.functional.normalize(
+            torch.where(baked.norm(dim=-1, keepdim=True) > 1e-6, baked, flat), dim=-1
+        )
+    return Textures(values[..., :3], values[..., 3:4], values[..., 4:5], covered, normal)
+
+
+def _tangent_space(offset, vertices, faces, uv, uv_faces, rast) -> torch.Tensor:
+    """Normal offsets [P, 3] at the covered texels of a UV-space ``rast`` -> tangent-space normals [P, 3]."""
+    smooth = vertex_normals(vertices, faces)
+    normals, _ = interpolate(uv_vertex_positions(smooth, faces, uv_faces, len(uv))[None].contiguous(), rast,
+                             uv_faces.to(torch.int32).contiguous())  # fmt: skip
+    tangents = corner_tangents(vertices, smooth, faces, uv, uv_faces).reshape(1, -1, 4).contiguous()
+    corners = torch.arange(tangents.shape[1], dtype=torch.int32, device=rast.device).reshape(-1, 3)
+    per_texel, _ = interpolate(tangents, rast, corners)
+    covered = rast[0, ..., 3] > 0
+    n = torch.nn.functional.normalize(normals[0][covered], dim=-1, eps=1e-20)
+    tilted = torch.nn.functional.normalize(n + offset - n * (offset * n).sum(-1, keepdim=True), dim=-1)
+    return to_tangent_space(tilted, n, per_texel[0][covered])

@@ -43,7 +43,7 @@ class DatasetConfig:
 
 @dataclass
 class ExportConfig:
-    """The exported asset (DESIGN.md §4)."""
+    """The exported asset (docs/design.md, "Export contract")."""
 
     texture_resolution: int = 1024
     """Side of the square PBR textures (pixels)."""

@@ -27,7 +27,15 @@ from render.renderer import render_views
 
 
 def save_transform(path: Path, transform: SceneTransform) -> None:
-    data = {"offset": transform.offset.tolist(), "scale": transform.scale, "method": transform.method}
+    data = {
+        "offset": transform.offset.tolist(),
+        "scale": transform.scale,
+        "method": transform.method,
+        "up": list(transform.up),
+        "up_source": transform.up_source,
+        "note": "normalized = (world - offset) * scale; mesh.glb maps 'up' to glTF +Y and probe.hdr has it "
+        "as its pole (+Z); mesh.obj stays in the dataset's world frame (the same frame when up is +Z)",
+    }
     write_text_atomic(path, json.dumps(data, indent=2))
 
 
@@ -38,7 +46,8 @@ def reference_mesh(config: Config, run_dir: Path) -> Path | None:
 
 
 def load_asset(folder: Path, light_resolution: int) -> tuple:
-    """An exported asset (DESIGN.md §4) as (vertices, faces, uv, uv_faces, material, light), world units."""
+    """An exported asset (docs/design.md, "Export contract") as (vertices, faces, uv, uv_faces, material,
+    light), in world units."""
     mesh = read_obj(folder / "mesh.obj")
     if mesh.uv is None:
         raise CheckpointError(f"{folder / 'mesh.obj'}: no texture coordinates")
@@ -48,14 +57,8 @@ def load_asset(folder: Path, light_resolution: int) -> tuple:
     return mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces, TextureMaterial.from_files(folder), light
 
 
-def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
-    """Metrics of the run's exported asset (``mesh/``, else ``stage1_mesh/``) on the test split: the OBJ,
-    its textures and probe.hdr are read back and rendered with the dataset's own cameras, so what is
-    measured is exactly what was exported. Writes ``metrics.json`` and ``eval/view_XXX.png``
-    (rendered | reference, sRGB, white background)."""
-    from recon.run import build_scene  # late: run imports this module
-
-    run_dir = Path(run_dir)
+def load_run(run_dir: Path) -> tuple[Config, Path]:
+    """A run folder's resolved config and its final asset folder (``mesh/``, else ``stage1_mesh/``)."""
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: not a run folder (no config.yaml)")
@@ -67,15 +70,30 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
     )
     if folder is None:
         raise CheckpointError(f"{run_dir}: no exported asset (mesh/ or stage1_mesh/) to evaluate")
-    vertices, faces, uv, uv_faces, material, light = load_asset(folder, config.model.light.resolution)
-    scene = build_scene(config, run_dir)
-    split = "test" if scene.splits.get("test") else "val"
-    world = SceneTransform(torch.zeros(3), 1.0, "identity")  # the asset is in the dataset's units
-    dataset = MultiViewDataset(
-        scene, split, downscale=config.dataset.downscale, background="white", transform=world
-    )
-    views = range(len(dataset)) if not max_views else range(min(max_views, len(dataset)))
-    (run_dir / "eval").mkdir(exist_ok=True)
+    return config, folder
+
+
+def load_up(run_dir: Path) -> tuple[tuple[float, float, float], str]:
+    """The world's up axis recorded in ``scene_transform.json`` (+Z for runs that predate it)."""
+    path = run_dir / "scene_transform.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    return tuple(data.get("up", (0.0, 0.0, 1.0))), data.get("up_source", "+Z by convention")
+
+
+def asset_dataset(scene, split: str, downscale: float) -> MultiViewDataset:
+    """The views of a split in the dataset's own units (exports are), over white."""
+    world = SceneTransform(torch.zeros(3), 1.0, "identity")
+    return MultiViewDataset(scene, split, downscale=downscale, background="white", transform=world)
+
+
+def evaluate_asset(
+    folder: Path, dataset: MultiViewDataset, views, light_resolution: int, image_dir: Path | None = None
+) -> dict:
+    """PSNR and SSIM (sRGB, over white) of an exported asset rendered by our renderer in ``views`` of a
+    world-unit dataset (:func:`asset_dataset`); side-by-side images into ``image_dir`` when given."""
+    vertices, faces, uv, uv_faces, material, light = load_asset(folder, light_resolution)
+    if image_dir is not None:
+        image_dir.mkdir(exist_ok=True)
     psnrs, ssims = [], []
     with torch.no_grad():
         for view in views:
@@ -86,13 +104,32 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
             rendered, reference = linear_to_srgb(out.rgb[0]), linear_to_srgb(batch.images[0])
             psnrs.append(image_psnr(rendered, reference))
             ssims.append(image_ssim(rendered, reference))
-            side = to_uint8(torch.cat((rendered, reference), 1))
-            write_image(run_dir / "eval" / f"view_{view:03d}.png", side)
+            if image_dir is not None:
+                write_image(image_dir / f"view_{view:03d}.png", to_uint8(torch.cat((rendered, reference), 1)))
+    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "psnrs": psnrs, "ssims": ssims}
+
+
+def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
+    """Metrics of the run's exported asset (``mesh/``, else ``stage1_mesh/``) on the test split: the OBJ,
+    its textures and probe.hdr are read back and rendered with the dataset's own cameras, so what is
+    measured is exactly what was exported. Writes ``metrics.json`` and ``eval/view_XXX.png``
+    (rendered | reference, sRGB, white background)."""
+    from recon.run import build_scene  # late: run imports this module
+
+    run_dir = Path(run_dir)
+    config, folder = load_run(run_dir)
+    scene = build_scene(config, run_dir)
+    split = "test" if scene.splits.get("test") else "val"
+    dataset = asset_dataset(scene, split, config.dataset.downscale)
+    views = range(len(dataset)) if not max_views else range(min(max_views, len(dataset)))
+    scores = evaluate_asset(folder, dataset, views, config.model.light.resolution, run_dir / "eval")
+    psnrs, ssims = scores["psnrs"], scores["ssims"]
     metrics = {"asset": folder.name, "split": split, "views": len(psnrs), "psnr": float(np.mean(psnrs)),
                "ssim": float(np.mean(ssims))}  # fmt: skip
     gt = reference_mesh(config, run_dir)
     if gt is not None:
-        reference = read_obj(gt)
+        mesh, reference = read_obj(folder / "mesh.obj"), read_obj(gt)
+        vertices, faces = mesh.vertices, mesh.faces
         extent = float((reference.vertices.max(0).values - reference.vertices.min(0).values).norm())
         metrics.update(
             surface_metrics(vertices, faces, reference.vertices, reference.faces, threshold=0.01 * extent)

@@ -1,4 +1,5 @@
-"""The export contract of DESIGN.md §4: OBJ + MTL + PNG textures, a glTF 2.0 binary and the light probe.
+"""The export contract (docs/design.md, "Export contract"): OBJ + MTL + PNG textures, a glTF 2.0 binary
+(+Y up) and the light probe.
 
 All files are written into a temporary sibling folder that replaces the target folder only once
 complete, so an interrupted export never leaves a half-written asset (the previous one stays).
@@ -18,8 +19,10 @@ import numpy as np
 import torch
 
 from data.images import linear_to_srgb, to_uint8
+from data.orientation import Z_UP, rotation_to_z_up, world_to_gltf
 from geometry.mesh import vertex_normals
-from recon.bake import Textures, uv_vertex_positions
+from geometry.tangents import corner_tangents
+from recon.bake import Textures
 from render.light import EnvironmentLight
 
 MTL = """# inverse-renderer export (metallic-roughness PBR)
@@ -31,6 +34,7 @@ map_Pr texture_roughness.png
 map_Pm texture_metallic.png
 map_Ks texture_ks.png
 """
+NORMAL_MAP_LINES = "norm texture_n.png\nbump texture_n.png\n"
 
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -39,15 +43,19 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def texture_images(textures: Textures) -> dict[str, np.ndarray]:
-    """The four PNG images of the contract: sRGB base colour, linear roughness / metallic, ORM."""
+    """The PNG images of the contract: sRGB base colour, linear roughness / metallic, ORM, and the
+    tangent-space normal map ((n + 1) / 2) when there is one."""
     roughness, metallic = textures.roughness, textures.metallic
     orm = torch.cat((torch.ones_like(roughness), roughness, metallic), -1)
-    return {
+    images = {
         "texture_kd.png": _to_uint8(linear_to_srgb(textures.base_color)),
         "texture_roughness.png": _to_uint8(roughness)[..., 0],
         "texture_metallic.png": _to_uint8(metallic)[..., 0],
         "texture_ks.png": _to_uint8(orm),
     }
+    if textures.normal is not None:
+        images["texture_n.png"] = _to_uint8((textures.normal + 1) / 2)
+    return images
 
 
 def obj_text(vertices: torch.Tensor, normals: torch.Tensor, uv: torch.Tensor, faces, uv_faces) -> str:
@@ -74,8 +82,13 @@ def glb_bytes(
     indices: np.ndarray,
     kd_png: bytes,
     orm_png: bytes,
+    tangents: np.ndarray | None = None,
+    normal_png: bytes | None = None,
+    extras: dict | None = None,
 ) -> bytes:
-    """A glTF 2.0 binary: one mesh, one metallic-roughness material with embedded PNG textures."""
+    """A glTF 2.0 binary: one mesh, one metallic-roughness material with embedded PNG textures, and a
+    tangent-space ``normalTexture`` with its ``TANGENT`` attribute [N, 4] when both are given. Arrays are
+    in glTF axes (+Y up); ``extras`` go into the asset's metadata."""
     blobs, views = [], []
 
     def add(data: bytes, target: int | None = None) -> int:
@@ -101,36 +114,37 @@ def glb_bytes(
         accessor(indices, "<u4", uint32, "SCALAR", element),
     ]
     accessors[0].update(min=positions.min(0).tolist(), max=positions.max(0).tolist())
-    images = [
-        {"bufferView": add(kd_png), "mimeType": "image/png"},
-        {"bufferView": add(orm_png), "mimeType": "image/png"},
-    ]
+    attributes = {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}
+    pngs = [kd_png, orm_png]
+    material = {
+        "name": "material0",
+        "pbrMetallicRoughness": {
+            "baseColorTexture": {"index": 0},
+            "metallicRoughnessTexture": {"index": 1},
+            "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
+            "metallicFactor": 1.0,
+            "roughnessFactor": 1.0,
+        },
+    }
+    if tangents is not None and normal_png is not None:
+        attributes["TANGENT"] = len(accessors)
+        accessors.append(accessor(tangents, "<f4", float32, "VEC4", array))
+        material["normalTexture"] = {"index": len(pngs)}
+        pngs.append(normal_png)
+    images = [{"bufferView": add(data), "mimeType": "image/png"} for data in pngs]
     document = {
-        "asset": {"version": "2.0", "generator": "inverse-renderer"},
+        "asset": {
+            "version": "2.0",
+            "generator": "inverse-renderer",
+            **({"extras": extras} if extras else {}),
+        },
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0}],
-        "meshes": [
-            {
-                "primitives": [
-                    {"attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}, "indices": 3, "material": 0}
-                ]
-            }
-        ],
-        "materials": [
-            {
-                "name": "material0",
-                "pbrMetallicRoughness": {
-                    "baseColorTexture": {"index": 0},
-                    "metallicRoughnessTexture": {"index": 1},
-                    "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
-                    "metallicFactor": 1.0,
-                    "roughnessFactor": 1.0,
-                },
-            }
-        ],
+        "meshes": [{"primitives": [{"attributes": attributes, "indices": 3, "material": 0}]}],
+        "materials": [material],
         "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}],
-        "textures": [{"sampler": 0, "source": 0}, {"sampler": 0, "source": 1}],
+        "textures": [{"sampler": 0, "source": k} for k in range(len(images))],
         "images": images,
         "accessors": accessors,
         "bufferViews": views,
@@ -149,6 +163,34 @@ def glb_bytes(
     )
 
 
+def gltf_vertices(
+    vertices: torch.Tensor,
+    normals: torch.Tensor,
+    faces: torch.Tensor,
+    uv: torch.Tensor,
+    uv_faces: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """glTF needs one index per vertex: split positions along UV seams (and where a UV vertex's faces have
+    both UV orientations, so that each vertex has one MikkTSpace tangent).
+
+    Returns positions [N, 3], normals [N, 3], uv [N, 2] (OBJ's v up), tangents [N, 4], indices [F, 3].
+    """
+    tangents = corner_tangents(vertices, normals, faces, uv, uv_faces).reshape(-1, 4)
+    key = uv_faces.reshape(-1) * 2 + (tangents[:, 3] > 0).long()
+    unique, indices = torch.unique(key, return_inverse=True)
+    first = torch.full((len(unique),), len(key), dtype=torch.long).scatter_reduce(
+        0, indices, torch.arange(len(key)), "amin"
+    )
+    corner_vertex, corner_uv = faces.reshape(-1)[first], uv_faces.reshape(-1)[first]
+    return (
+        vertices[corner_vertex],
+        normals[corner_vertex],
+        uv[corner_uv],
+        tangents[first],
+        indices.reshape(-1, 3),
+    )
+
+
 def export_asset(
     folder: str | os.PathLike,
     vertices: torch.Tensor,
@@ -157,8 +199,15 @@ def export_asset(
     uv_faces: torch.Tensor,
     textures: Textures,
     light: EnvironmentLight | None = None,
+    up: tuple[float, float, float] = Z_UP,
+    up_source: str = "+Z by convention",
 ) -> Path:
-    """Write the contract's files for a mesh in world units (counter-clockwise = outward)."""
+    """Write the contract's files for a mesh in world units (counter-clockwise = outward).
+
+    ``up`` is the world's up axis: mesh.glb maps it to glTF's +Y (rotating positions, normals and
+    tangents), and probe.hdr is written with it as the lat-long's pole, so both light and asset stand
+    upright in Blender; mesh.obj stays in the world frame (both are the world frame when up is +Z).
+    """
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -166,25 +215,29 @@ def export_asset(
     vertices, faces, uv, uv_faces = (t.detach().cpu() for t in (vertices, faces, uv, uv_faces))
     normals = vertex_normals(vertices, faces)
     (tmp / "mesh.obj").write_text(obj_text(vertices, normals, uv, faces, uv_faces))
-    (tmp / "mesh.mtl").write_text(MTL)
+    (tmp / "mesh.mtl").write_text(MTL + (NORMAL_MAP_LINES if textures.normal is not None else ""))
     pngs = {name: _png(image) for name, image in texture_images(textures).items()}  # encoded once
     for name, data in pngs.items():
         (tmp / name).write_bytes(data)
-    # glTF needs one index per vertex: split positions along UV seams; its v axis points down.
-    positions = uv_vertex_positions(vertices, faces, uv_faces, len(uv))
-    seam_normals = uv_vertex_positions(normals, faces, uv_faces, len(uv))
-    texcoords = torch.stack((uv[:, 0], 1 - uv[:, 1]), -1)
+    positions, seam_normals, seam_uv, tangents, indices = gltf_vertices(
+        vertices, normals, faces, uv, uv_faces
+    )
+    rotation = world_to_gltf(up).float()
+    texcoords = torch.stack((seam_uv[:, 0], 1 - seam_uv[:, 1]), -1)  # glTF's v axis points down
     glb = glb_bytes(
-        positions.numpy(),
-        seam_normals.numpy(),
+        (positions @ rotation.T).numpy(),
+        (seam_normals @ rotation.T).numpy(),
         texcoords.numpy(),
-        uv_faces.numpy().reshape(-1),
+        indices.numpy().reshape(-1),
         pngs["texture_kd.png"],
         pngs["texture_ks.png"],
+        tangents=torch.cat((tangents[:, :3] @ rotation.T, tangents[:, 3:]), -1).numpy(),
+        normal_png=pngs.get("texture_n.png"),
+        extras={"world_up": [float(x) for x in up], "world_up_source": up_source},
     )
     (tmp / "mesh.glb").write_bytes(glb)
     if light is not None:
-        light.save_probe(tmp / "probe.hdr")
+        light.save_probe(tmp / "probe.hdr", rotation=rotation_to_z_up(up).float())
     if folder.exists():
         old = folder.with_name(f".{folder.name}.old")
         shutil.rmtree(old, ignore_errors=True)

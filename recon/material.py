@@ -32,6 +32,10 @@ class MaterialConfig:
     """Perceptual roughness limits (0.08 = render.brdf.MIN_ROUGHNESS)."""
     metallic_range: tuple[float, float] = (0.0, 1.0)
     """(0, 0) for dielectric-only reconstructions."""
+    normal_perturbation: bool = False
+    """Also output a world-space normal offset (nvdiffrec's "perturbed normals"; baked into texture_n.png).
+    Its tangential part, at most ``max_normal_offset`` long, tilts the mesh's shading normal."""
+    max_normal_offset: float = 0.5
 
     def validate(self) -> None:
         for name in ("base_color_range", "roughness_range", "metallic_range"):
@@ -44,21 +48,26 @@ class MaterialConfig:
 
 @dataclass
 class MaterialSample:
-    """base_color [P, 3] (linear), roughness [P, 1], metallic [P, 1]."""
+    """base_color [P, 3] (linear), roughness [P, 1], metallic [P, 1]; normal [P, 3] a world-space normal
+    offset (``normal_mode = "offset"`` of render.renderer) or None."""
 
     base_color: torch.Tensor
     roughness: torch.Tensor
     metallic: torch.Tensor
+    normal: torch.Tensor | None = None
 
-    def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.base_color, self.roughness, self.metallic
+    def as_tuple(self) -> tuple[torch.Tensor, ...]:
+        values = (self.base_color, self.roughness, self.metallic)
+        return values if self.normal is None else (*values, self.normal)
 
-    def __iter__(self):  # unpacks like the (base, roughness, metallic) tuple the renderer expects
+    def __iter__(self):  # unpacks like the (base, roughness, metallic[, normal]) tuple the renderer expects
         return iter(self.as_tuple())
 
 
 class MaterialMLP(nn.Module):
     """x (world) -> MaterialSample, over the box [lower, upper] (positions outside are clamped)."""
+
+    normal_mode = "offset"
 
     def __init__(
         self,
@@ -73,7 +82,8 @@ class MaterialMLP(nn.Module):
         self.register_buffer("lower", torch.tensor(lower, dtype=torch.float32))
         self.register_buffer("upper", torch.tensor(upper, dtype=torch.float32))
         self.encoding = HashGridEncoding(self.config.encoding, seed=seed)
-        dims = [self.encoding.output_dim] + [self.config.hidden_dim] * self.config.n_hidden_layers + [5]
+        outputs = 8 if self.config.normal_perturbation else 5
+        dims = [self.encoding.output_dim] + [self.config.hidden_dim] * self.config.n_hidden_layers + [outputs]
         layers: list[nn.Module] = []
         with torch.random.fork_rng(devices=[]):  # a seed makes the layers' default init reproducible
             if seed is not None:
@@ -92,11 +102,12 @@ class MaterialMLP(nn.Module):
         """points [P, 3] world -> materials (``uv`` is ignored: the renderer's material signature)."""
         x = ((points - self.lower) / (self.upper - self.lower)).clamp(0, 1)
         raw = self.mlp(self.encoding(x).to(self.mlp[0].weight.dtype))
-        values = self.low + self.span * torch.sigmoid(raw)
-        return MaterialSample(values[:, :3], values[:, 3:4], values[:, 4:5])
+        values = self.low + self.span * torch.sigmoid(raw[:, :5])
+        normal = torch.tanh(raw[:, 5:]) * self.config.max_normal_offset if raw.shape[1] > 5 else None
+        return MaterialSample(values[:, :3], values[:, 3:4], values[:, 4:5], normal)
 
     def smoothness_loss(self, points: torch.Tensor, jitter: float = 0.01, generator=None) -> torch.Tensor:
-        """mean |m(x) - m(x + N(0, jitter^2))| over base colour, roughness and metallic."""
+        """mean |m(x) - m(x + N(0, jitter^2))| over base colour, roughness, metallic, normal offset."""
         noise = torch.randn(points.shape, generator=generator).to(points) * jitter
         a, b = self(points.detach()), self(points.detach() + noise)
         return torch.cat([(u - v).abs() for u, v in zip(a.as_tuple(), b.as_tuple(), strict=True)], -1).mean()

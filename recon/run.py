@@ -69,7 +69,10 @@ def run(config: Config, run_dir: Path, context: DistributedContext | None = None
     stage1 = None
     if context.is_main:
         stage1 = Stage2Model.from_stage1(
-            model, config.export.texture_resolution, config.export.min_component_fraction
+            model,
+            config.export.texture_resolution,
+            config.export.min_component_fraction,
+            normal_map=config.stage2.normal_map or None,
         )
         export_model(stage1, dataset, run_dir / "stage1_mesh")
     stage1 = context.broadcast(stage1)
@@ -117,4 +120,8 @@ def export_model(model: Stage2Model, dataset: MultiViewDataset, folder: Path) ->
     model = copy.deepcopy(model).cpu()
     vertices = dataset.transform.to_world(model.vertices.detach())
     textures = model.material.textures()
-    return export_asset(folder, vertices, model.faces, model.uv, model.uv_faces, textures, model.light)
+    transform = dataset.transform
+    return export_asset(
+        folder, vertices, model.faces, model.uv, model.uv_faces, textures, model.light,
+        up=transform.up, up_source=transform.up_source,
+    )  # fmt: skip

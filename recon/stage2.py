@@ -42,6 +42,12 @@ class Stage2Config:
     """Keeps moved vertices smooth (uniform Laplacian of the offsets' result)."""
     image: str = "l1"
     mask_weight: float = 1.0
+    normal_map: bool = False
+    """Learn a tangent-space normal map (texture_n.png; starts from the stage-1 perturbation when
+    ``model.material.normal_perturbation`` is on, else flat)."""
+    normal_lr: float = 1e-2
+    normal_smoothness_weight: float = 0.1
+    """Weight of the mean absolute difference of neighbouring normal-map texels."""
 
 
 class Stage2Model(nn.Module):
@@ -58,15 +64,19 @@ class Stage2Model(nn.Module):
         self.light = light
 
     @classmethod
-    def from_stage1(cls, model: ReconstructionModel, texture_resolution: int, min_component_fraction: float):
-        """Extract, clean and unwrap the stage-1 mesh and bake its material MLP."""
+    def from_stage1(
+        cls, model: ReconstructionModel, texture_resolution: int, min_component_fraction: float,
+        normal_map: bool | None = None,
+    ):  # fmt: skip
+        """Extract, clean and unwrap the stage-1 mesh and bake its material MLP (``normal_map``: see
+        :class:`recon.texture_material.TextureMaterial`)."""
         with torch.no_grad():
             vertices, faces, _ = model.extract()
             vertices, faces = remove_small_components(vertices, faces, min_component_fraction)
             uv, uv_faces = unwrap_uv(vertices, faces, resolution=texture_resolution)
             textures = bake_textures(model.material, vertices, faces, uv, uv_faces, texture_resolution)
         light = EnvironmentLight(model.light.config, model.light.base.detach())
-        return cls(vertices, faces, uv, uv_faces, TextureMaterial(textures), light)
+        return cls(vertices, faces, uv, uv_faces, TextureMaterial(textures, normal_map=normal_map), light)
 
     @property
     def vertices(self) -> torch.Tensor:
@@ -92,10 +102,14 @@ def train_stage2(
     context = context or DistributedContext()
     context.check_batch_size(config.batch_size, "stage2.batch_size")
     network = context.wrap(model)
+    material = model.material
+    textures = [material.base_color, material.roughness_metallic]
     groups = [
-        {"params": model.material.parameters(), "lr": config.texture_lr},
+        {"params": textures, "lr": config.texture_lr},
         {"params": model.light.parameters(), "lr": config.light_lr},
     ]
+    if material.normal_map is not None:
+        groups.append({"params": [material.normal_map], "lr": config.normal_lr})
     if config.optimize_vertices:
         groups.append({"params": [model.offsets], "lr": config.vertex_lr})
     optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
@@ -110,6 +124,8 @@ def train_stage2(
         loss = image + config.mask_weight * mask
         if config.optimize_vertices:
             loss = loss + config.laplacian_weight * laplacian_loss(model.vertices, model.faces)
+        if material.normal_map is not None and config.normal_smoothness_weight > 0:
+            loss = loss + config.normal_smoothness_weight * material.normal_smoothness()
         terms = context.mean(
             {
                 "image": float(image.detach()),

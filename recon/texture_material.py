@@ -15,7 +15,8 @@ from render.raster import texture
 
 
 class TextureMaterial(nn.Module):
-    """base colour [1, R, R, 3] (linear) and roughness/metallic [1, R, R, 2] textures, row 0 = v = 0.
+    """base colour [1, R, R, 3] (linear) and roughness/metallic [1, R, R, 2] textures, row 0 = v = 0, and
+    optionally a tangent-space normal map [1, R, R, 3] (render.renderer's "tangent" normal mode).
 
     ``forward(points, uv, uv_da=None)`` samples them at uv [P, 2]: trilinear mipmapping when the
     renderer supplies screen-space derivatives uv_da [P, 4], else bilinear. Call :meth:`clamp_` after
@@ -23,17 +24,26 @@ class TextureMaterial(nn.Module):
     """
 
     uses_uv_derivatives = True
+    normal_mode = "tangent"
 
-    def __init__(self, textures: Textures, min_roughness: float = 0.08):
+    def __init__(self, textures: Textures, min_roughness: float = 0.08, normal_map: bool | None = None):
+        """``normal_map``: learn one (flat when ``textures`` has none); None: iff textures has one."""
         super().__init__()
         self.base_color = nn.Parameter(textures.base_color[None].detach().clone().float())
         rm = torch.cat((textures.roughness, textures.metallic), -1)[None]
         self.roughness_metallic = nn.Parameter(rm.detach().clone().float())
         self.min_roughness = min_roughness
+        self.normal_map = None
+        if normal_map or (normal_map is None and textures.normal is not None):
+            normal = textures.normal
+            if normal is None:
+                normal = torch.zeros_like(textures.base_color)
+                normal[..., 2] = 1
+            self.normal_map = nn.Parameter(normal[None].detach().clone().float())
 
     @classmethod
     def from_files(cls, folder: str | Path) -> TextureMaterial:
-        """Read the textures of an exported asset (DESIGN.md §4)."""
+        """Read the textures of an exported asset (docs/design.md, "Export contract")."""
         folder = Path(folder)
 
         def read(name: str) -> torch.Tensor:
@@ -41,18 +51,37 @@ class TextureMaterial(nn.Module):
             return torch.flip(image if image.dim() == 3 else image[..., None], dims=[0])  # v = 0 at row 0
 
         base = srgb_to_linear(read("texture_kd.png")[..., :3])
-        textures = Textures(base, read("texture_roughness.png"), read("texture_metallic.png"), torch.ones(1))
+        normal = read("texture_n.png")[..., :3] * 2 - 1 if (folder / "texture_n.png").is_file() else None
+        textures = Textures(
+            base, read("texture_roughness.png"), read("texture_metallic.png"), torch.ones(1), normal
+        )
         return cls(textures)
 
     def textures(self) -> Textures:
         rm = self.roughness_metallic.detach()[0]
-        return Textures(self.base_color.detach()[0], rm[..., :1], rm[..., 1:], torch.ones(1))
+        normal = None if self.normal_map is None else self._unit_normals(self.normal_map.detach())[0]
+        return Textures(self.base_color.detach()[0], rm[..., :1], rm[..., 1:], torch.ones(1), normal)
+
+    @staticmethod
+    def _unit_normals(values: torch.Tensor) -> torch.Tensor:
+        """Unit tangent-space normals, never below the surface (z >= 0)."""
+        values = torch.cat((values[..., :2], values[..., 2:].clamp(min=0)), -1)
+        return torch.nn.functional.normalize(values, dim=-1, eps=1e-12)
 
     def clamp_(self) -> None:
         with torch.no_grad():
             self.base_color.clamp_(0, 1)
             self.roughness_metallic[..., 0].clamp_(self.min_roughness, 1)
             self.roughness_metallic[..., 1].clamp_(0, 1)
+            if self.normal_map is not None:
+                self.normal_map.copy_(self._unit_normals(self.normal_map))
+
+    def normal_smoothness(self) -> torch.Tensor:
+        """Mean absolute difference of neighbouring normal-map texels (0 without a normal map)."""
+        if self.normal_map is None:
+            return self.base_color.new_zeros(())
+        n = self.normal_map
+        return ((n[:, 1:] - n[:, :-1]).abs().mean() + (n[:, :, 1:] - n[:, :, :-1]).abs().mean()) / 2
 
     def forward(self, points: torch.Tensor, uv: torch.Tensor | None, uv_da: torch.Tensor | None = None):
         if uv is None:
@@ -64,4 +93,7 @@ class TextureMaterial(nn.Module):
             options = {"uv_da": derivatives, "filter_mode": "linear-mipmap-linear", "boundary_mode": "clamp"}
         base = texture(self.base_color.contiguous(), st, **options)[0, :, 0]
         rm = texture(self.roughness_metallic.contiguous(), st, **options)[0, :, 0]
-        return base, rm[:, :1].clamp(self.min_roughness, 1), rm[:, 1:].clamp(0, 1)
+        values = (base, rm[:, :1].clamp(self.min_roughness, 1), rm[:, 1:].clamp(0, 1))
+        if self.normal_map is None:
+            return values
+        return (*values, texture(self.normal_map.contiguous(), st, **options)[0, :, 0])

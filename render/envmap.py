@@ -3,8 +3,10 @@ conversions between the two.
 
 Cube maps are [6, S, S, C] with faces +X, -X, +Y, -Y, +Z, -Z in OpenGL face coordinates (texel (i, j)
 of a face at s = (j + 0.5)/S, t = (i + 0.5)/S), as :func:`render.raster.texture` reads them.
-Lat-long maps are [H, 2H, C]: row i looks at polar angle theta = pi (i + 0.5)/H from world +Z and
-column j at azimuth phi = 2 pi (j + 0.5)/W from +X towards +Y (DESIGN.md section 3).
+Lat-long maps are [H, 2H, C], top row first, in Blender's convention for a Z-up world (docs/design.md,
+"Environment maps"): row i looks at polar angle theta = pi (i + 0.5)/H from world +Z and column j, at
+u = (j + 0.5)/W, at azimuth phi = pi (1 - 2u) measured from +X towards +Y. The centre column looks along
++X, u = 1/4 along +Y, the edges along -X (Cycles: u = 1/2 - atan2(d_y, d_x) / 2 pi).
 """
 
 from __future__ import annotations
@@ -61,17 +63,18 @@ def latlong_directions(
     """Unit directions of lat-long pixel centres, [H, W, 3] (W = 2H by default)."""
     width = 2 * height if width is None else width
     theta = math.pi * (torch.arange(height, device=device, dtype=dtype) + 0.5) / height
-    phi = 2 * math.pi * (torch.arange(width, device=device, dtype=dtype) + 0.5) / width
+    phi = math.pi * (1 - 2 * (torch.arange(width, device=device, dtype=dtype) + 0.5) / width)
     st, ct = torch.sin(theta)[:, None], torch.cos(theta)[:, None]
     return torch.stack((st * torch.cos(phi)[None], st * torch.sin(phi)[None], ct.expand(height, width)), -1)
 
 
 def direction_to_latlong_uv(d: torch.Tensor) -> torch.Tensor:
-    """Lat-long texture coordinates (phi / 2pi, theta / pi) in [0, 1] of directions [..., 3]."""
+    """Lat-long texture coordinates (u, v) = (1/2 - phi / 2pi mod 1, theta / pi) in [0, 1] of directions
+    [..., 3]; v = 0 is the top row (+Z)."""
     d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-20)
     theta = torch.acos(d[..., 2].clamp(-1, 1))
-    phi = torch.remainder(torch.atan2(d[..., 1], d[..., 0]), 2 * math.pi)
-    return torch.stack((phi / (2 * math.pi), theta / math.pi), -1)
+    u = torch.remainder(0.5 - torch.atan2(d[..., 1], d[..., 0]) / (2 * math.pi), 1.0)
+    return torch.stack((u, theta / math.pi), -1)
 
 
 def sample_latlong(latlong: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -98,11 +101,16 @@ def latlong_to_cube(latlong: torch.Tensor, size: int, samples: int = 2) -> torch
     return fine.reshape(6, size, samples, size, samples, channels).mean((2, 4))
 
 
-def cube_to_latlong(cube: torch.Tensor, height: int, samples: int = 2) -> torch.Tensor:
+def cube_to_latlong(
+    cube: torch.Tensor, height: int, samples: int = 2, rotation: torch.Tensor | None = None
+) -> torch.Tensor:
     """Resample a cube map [6, S, S, C] into a lat-long map [H, 2H, C] (mean of samples^2 bilinear
-    cube lookups per pixel)."""
+    cube lookups per pixel). ``rotation`` [3, 3] maps the cube's frame to the lat-long's (the map then
+    shows the light with the rotated +Z as its pole)."""
     fine_h = height * samples
     d = latlong_directions(fine_h, 2 * fine_h, cube.device, cube.dtype)
+    if rotation is not None:
+        d = d @ rotation.to(d)  # cube direction = rotation^T (lat-long direction)
     out = texture(cube[None], d[None].contiguous(), filter_mode="linear", boundary_mode="cube")[0]
     channels = cube.shape[-1]
     return out.reshape(height, samples, 2 * height, samples, channels).mean((1, 3))

@@ -163,15 +163,19 @@ class EnvironmentLight(nn.Module):
         """nvdiffrec's white-balance prior: mean |L - mean_rgb(L)| (pushes the light towards grey)."""
         return (self.base - self.base.mean(-1, keepdim=True)).abs().mean()
 
-    def to_latlong(self, height: int = 0) -> torch.Tensor:
-        """The light as a lat-long map [H, 2H, 3] (H = 2R by default)."""
-        return cube_to_latlong(self.base.detach(), height or 2 * self.config.resolution)
+    def to_latlong(self, height: int = 0, rotation: torch.Tensor | None = None) -> torch.Tensor:
+        """The light as a lat-long map [H, 2H, 3] (H = 2R by default), optionally seen in a frame
+        rotated by ``rotation`` [3, 3] (see :func:`render.envmap.cube_to_latlong`)."""
+        return cube_to_latlong(self.base.detach(), height or 2 * self.config.resolution, rotation=rotation)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, config: EnvironmentLightConfig | None = None):
         """A light initialized from an equirectangular .hdr / .exr / .npy file."""
         return cls.from_latlong(torch.from_numpy(load_environment(path)), config)
 
-    def save_probe(self, path: str | os.PathLike, height: int = 0) -> None:
-        """Write the light as an equirectangular Radiance .hdr (DESIGN.md section 3), atomically."""
-        write_hdr(path, self.to_latlong(height).clamp(min=0).cpu().numpy())
+    def save_probe(
+        self, path: str | os.PathLike, height: int = 0, rotation: torch.Tensor | None = None
+    ) -> None:
+        """Write the light as an equirectangular Radiance .hdr (docs/design.md, "Environment maps"),
+        atomically; ``rotation`` as in :meth:`to_latlong`."""
+        write_hdr(path, self.to_latlong(height, rotation).clamp(min=0).cpu().numpy())

@@ -7,6 +7,9 @@
 ``material(points [P, 3], uv [P, 2] | None) -> (base_color [P, 3], roughness [P, 1], metallic [P, 1])``
 is evaluated only at covered pixels. A material with ``uses_uv_derivatives = True`` is called as
 ``material(points, uv, uv_da)`` with the screen-space derivatives uv_da [P, 4] (for mipmapping).
+A fourth value perturbs the shading normal, as the material's ``normal_mode`` says: "tangent" (a
+tangent-space normal map value [P, 3], in the MikkTSpace frame of the UV layout, see geometry.tangents)
+or "offset" (a world-space vector [P, 3] whose part in the tangent plane is added to the normal).
 Gradients reach vertices (through shading, positions and the antialiased silhouettes), the material
 and the light.
 """
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from geometry.mesh import vertex_normals
+from geometry.tangents import corner_tangents, perturb_normals
 from render.brdf import safe_normalize
 from render.camera import to_clip
 from render.light import EnvironmentLight
@@ -66,7 +70,8 @@ def render_mesh(
     clip = to_clip(vertices, mvp.to(device)).contiguous()  # [B, V, 4]
     rast, rast_db = rasterize(clip, tri, tuple(resolution), backend=backend)
     points, _ = interpolate(vertices[None].contiguous(), rast, tri, backend=backend)
-    normals, _ = interpolate(vertex_normals(vertices, faces)[None].contiguous(), rast, tri, backend=backend)
+    smooth_normals = vertex_normals(vertices, faces)
+    normals, _ = interpolate(smooth_normals[None].contiguous(), rast, tri, backend=backend)
     texcoords = texcoord_da = None
     if uv is not None:
         uv_tri = (
@@ -85,9 +90,14 @@ def render_mesh(
         view = safe_normalize(eyes.to(device)[view_index] - p)
         st = texcoords[covered] if texcoords is not None else None
         if st is not None and getattr(material, "uses_uv_derivatives", False):
-            base_color, roughness, metallic = material(p, st, texcoord_da[covered])
+            values = tuple(material(p, st, texcoord_da[covered]))
         else:
-            base_color, roughness, metallic = material(p, st)
+            values = tuple(material(p, st))
+        base_color, roughness, metallic = values[:3]
+        if len(values) > 3:
+            mode = getattr(material, "normal_mode", "offset")
+            mesh = (vertices, smooth_normals, faces, uv, uv_faces)
+            n = _perturbed_normals(n, values[3], mode, covered, rast, tri, mesh, backend)
         shaded = light.shade(n, view, base_color, roughness, metallic)
         colour = colour.index_put((covered,), shaded.to(colour.dtype))
         sample = torch.cat((base_color, roughness, metallic), -1).detach().to(colour.dtype)
@@ -98,8 +108,27 @@ def render_mesh(
         background = torch.zeros(1, 1, 1, 3, device=device, dtype=rgba.dtype)
     rgb = rgba[..., :3] + background.to(rgba) * (1 - rgba[..., 3:])
     normal_image = torch.where(covered[..., None], safe_normalize(normals), torch.zeros_like(normals))
-    flip = lambda x: torch.flip(x, dims=[1])  # noqa: E731 - rasterizer row 0 is the bottom (DESIGN §3)
+    flip = lambda x: torch.flip(x, dims=[1])  # noqa: E731 - rasterizer row 0 is the bottom (docs/design.md)
     return RenderOutput(flip(rgb), flip(rgba[..., 3:]), flip(normal_image), flip(material_image), rast)
+
+
+def _perturbed_normals(n, value, mode, covered, rast, tri, mesh, backend) -> torch.Tensor:
+    """Shading normals [P, 3] at the covered pixels from a material's normal value (module docstring)."""
+    if mode == "offset":
+        tangential = value - n * (value * n).sum(-1, keepdim=True)
+        return safe_normalize(n + tangential)
+    if mode != "tangent":
+        raise ValueError(f"normal_mode: expected 'tangent' or 'offset', got {mode!r}")
+    vertices, smooth_normals, faces, uv, uv_faces = mesh
+    if uv is None:
+        raise ValueError("a tangent-space normal map needs the mesh's uv layout")
+    with torch.no_grad():  # the frame follows the mesh; gradients reach the normal map
+        tangents = corner_tangents(
+            vertices, smooth_normals, faces, uv, uv_faces if uv_faces is not None else faces
+        )
+    corners = torch.arange(3 * len(faces), device=tri.device, dtype=torch.int32).reshape(-1, 3)
+    per_pixel, _ = interpolate(tangents.reshape(1, -1, 4).contiguous(), rast, corners, backend=backend)
+    return perturb_normals(value, n, per_pixel[covered])
 
 
 def render_views(

@@ -3,8 +3,8 @@
 Each op validates its inputs (a ValueError naming the argument for anything wrong), picks a
 backend (``backend=None`` uses the default from :func:`set_backend` / :func:`use_backend`, "auto"
 at start: nvdiffrast for CUDA tensors when importable, else the pure-torch twin) and dispatches.
-Unlike nvdiffrast, no context object is passed. Conventions are nvdiffrast's (see DESIGN.md §3):
-clip-space input, pixel centres at NDC ((2x+1)/W - 1, (2y+1)/H - 1), row 0 at the bottom.
+Unlike nvdiffrast, no context object is passed. Conventions are nvdiffrast's (docs/design.md,
+"Conventions"): clip-space input, pixel centres at NDC ((2x+1)/W - 1, (2y+1)/H - 1), row 0 at the bottom.
 """
 
 from __future__ import annotations

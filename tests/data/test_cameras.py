@@ -23,7 +23,7 @@ def test_mvp_agrees_with_pixel_projection():
     cameras, points = off_centre(), known_points()
     clip = to_clip(points, cameras.mvp())  # [B, P, 4]
     ndc = clip[..., :3] / clip[..., 3:]
-    # NDC y is up; image rows go down (DESIGN.md §3).
+    # NDC y is up; image rows go down (docs/design.md).
     pixels = torch.stack(((ndc[..., 0] + 1) * WIDTH / 2, (1 - ndc[..., 1]) * HEIGHT / 2), -1)
     expected, depth = cameras.project(points)
     torch.testing.assert_close(pixels, expected, atol=1e-3, rtol=0)

@@ -12,7 +12,7 @@ import trimesh
 from geometry.distance import sample_surface
 from geometry.marching_cubes import marching_cubes
 from geometry.mesh import face_areas, unwrap_uv
-from recon.bake import bake_textures
+from recon.bake import Textures, bake_textures
 from recon.export import export_asset
 from render.hdr import read_hdr
 from render.light import EnvironmentLight, EnvironmentLightConfig
@@ -103,3 +103,70 @@ def test_export_replaces_atomically(asset, tmp_path):
     export_asset(folder, vertices, faces, uv, uv_faces, textures)
     assert not (folder / "stale.txt").exists() and (folder / "mesh.obj").is_file()
     assert not list(tmp_path.glob(".mesh.*"))
+
+
+def _accessor(gltf, index: int, components: int) -> np.ndarray:
+    accessor, blob = gltf.accessors[index], gltf.binary_blob()
+    view = gltf.bufferViews[accessor.bufferView]
+    dtype = np.float32 if accessor.componentType == 5126 else np.uint32
+    start = view.byteOffset + (accessor.byteOffset or 0)
+    return np.frombuffer(blob, dtype, accessor.count * components, start).reshape(accessor.count, components)
+
+
+def _glb_mesh(folder):
+    gltf = pygltflib.GLTF2().load(str(folder / "mesh.glb"))
+    primitive = gltf.meshes[0].primitives[0]
+    positions = _accessor(gltf, primitive.attributes.POSITION, 3)
+    indices = _accessor(gltf, primitive.indices, 1).reshape(-1, 3)
+    return gltf, primitive, positions, indices
+
+
+def test_glb_is_y_up_and_obj_stays_in_the_world_frame(asset, tmp_path):
+    vertices, faces, uv, uv_faces, textures = asset
+    shifted = vertices * torch.tensor([1.0, 0.5, 0.25]) + torch.tensor([0.3, -0.2, 0.1])
+    folder = export_asset(tmp_path / "z_up", shifted, faces, uv, uv_faces, textures)
+    _, _, positions, indices = _glb_mesh(folder)
+    obj = trimesh.load(folder / "mesh.obj", process=False, force="mesh")
+    assert np.allclose(obj.vertices.min(0), shifted.min(0).values.numpy(), atol=1e-6)
+    expected = shifted[faces].numpy()  # world (x, y, z) -> glTF (x, z, -y), face by face
+    got = positions[indices]
+    assert np.allclose(got[..., 0], expected[..., 0], atol=1e-6)
+    assert np.allclose(got[..., 1], expected[..., 2], atol=1e-6)
+    assert np.allclose(got[..., 2], -expected[..., 1], atol=1e-6)
+    # A world whose up is another axis: that axis becomes glTF's +Y (the tallest extent here is along x).
+    up = (0.6, 0.8, 0.0)
+    folder = export_asset(
+        tmp_path / "tilted", shifted, faces, uv, uv_faces, textures, up=up, up_source="test"
+    )
+    gltf, _, positions, indices = _glb_mesh(folder)
+    heights = positions[indices][..., 1]
+    assert np.allclose(heights, (shifted[faces].numpy() @ np.array(up)), atol=1e-5)
+    assert gltf.asset.extras == {"world_up": list(up), "world_up_source": "test"}
+
+
+def test_normal_map_export(asset, tmp_path):
+    vertices, faces, uv, uv_faces, textures = asset
+    tilt = torch.zeros_like(textures.base_color)
+    tilt[..., 0], tilt[..., 2] = 0.3, 1.0
+    with_normals = Textures(
+        textures.base_color, textures.roughness, textures.metallic, textures.covered,
+        torch.nn.functional.normalize(tilt, dim=-1),
+    )  # fmt: skip
+    folder = export_asset(tmp_path / "mesh", vertices, faces, uv, uv_faces, with_normals)
+    mtl = (folder / "mesh.mtl").read_text()
+    assert "norm texture_n.png" in mtl and "bump texture_n.png" in mtl
+    image = iio.imread(folder / "texture_n.png")
+    assert image.shape == (512, 512, 3) and abs(int(image[0, 0, 0]) - round(255 * (0.3 / 1.044 + 1) / 2)) <= 1
+    gltf, primitive, positions, _ = _glb_mesh(folder)
+    assert gltf.materials[0].normalTexture.index == 2 and len(gltf.images) == 3
+    tangents = _accessor(gltf, primitive.attributes.TANGENT, 4)
+    normals = _accessor(gltf, primitive.attributes.NORMAL, 3)
+    assert len(tangents) == len(positions)
+    assert np.allclose(np.linalg.norm(tangents[:, :3], axis=-1), 1, atol=1e-5)
+    assert np.abs((tangents[:, :3] * normals).sum(-1)).max() < 1e-4
+    assert set(np.unique(tangents[:, 3])) <= {-1.0, 1.0}
+    # Read back as a texture material: the same normals (8-bit quantized).
+    from recon.texture_material import TextureMaterial
+
+    back = TextureMaterial.from_files(folder).textures().normal
+    assert back is not None and float((back - with_normals.normal).abs().max()) < 0.01

@@ -1,0 +1,73 @@
+"""Score a run's exported asset in Blender: import mesh.glb and mesh.obj, light them with probe.hdr,
+render the test views with Cycles (CPU) and compare with the reference images, beside our own renderer.
+
+    python scripts/blender_eval.py outputs/2026-12-02/10-00-00 [--views 4] [--downscale 1] [--samples 32]
+
+Writes <run dir>/blender_metrics.json and <run dir>/eval_blender/{glb,obj}_view_XXX.png (Blender |
+reference). Needs bpy (pip install -e '.[blender]', Python 3.11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.errors import DatasetError  # noqa: E402
+from data.files import write_text_atomic  # noqa: E402
+from recon.blender import BlenderUnavailable, require_bpy  # noqa: E402
+from recon.checkpoint import CheckpointError  # noqa: E402
+from recon.evaluate import asset_dataset, evaluate_asset, load_run, load_up  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir", type=Path, help="a run folder written by train.py")
+    parser.add_argument("--views", type=int, default=4, help="number of test views (default 4)")
+    parser.add_argument("--downscale", type=float, default=0, help="image downscale (default: the run's)")
+    parser.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel (denoised)")
+    args = parser.parse_args()
+    try:
+        require_bpy()
+        from recon.blender import evaluate_in_blender
+        from recon.run import build_scene
+
+        config, folder = load_run(args.run_dir)
+        up, up_source = load_up(args.run_dir)
+        scene = build_scene(config, args.run_dir)
+        split = "test" if scene.splits.get("test") else "val"
+        dataset = asset_dataset(scene, split, args.downscale or config.dataset.downscale)
+        views = range(min(args.views, len(dataset)))
+        images = args.run_dir / "eval_blender"
+        results = {"asset": folder.name, "split": split, "views": len(views), "samples": args.samples,
+                   "resolution": [dataset.cameras.width, dataset.cameras.height], "up": list(up),
+                   "up_source": up_source}  # fmt: skip
+        results["ours_psnr"] = evaluate_asset(folder, dataset, views, config.model.light.resolution)["psnr"]
+        runs = {
+            "glb": {"kind": "glb", "image_dir": images},
+            "obj": {"kind": "obj", "image_dir": images},
+            "obj_as_imported": {"kind": "obj", "fix_obj": False},
+            "glb_mirrored_probe": {"kind": "glb", "mirrored": True},
+        }
+        for name, options in runs.items():
+            scores = evaluate_in_blender(folder, dataset, views, up=up, samples=args.samples, **options)
+            results[f"{name}_psnr"] = scores["psnr"]
+            results[f"{name}_bounds"] = scores["bounds"]
+    except BlenderUnavailable as error:
+        print(f"blender_eval.py: {error}", file=sys.stderr)
+        return 2
+    except (DatasetError, CheckpointError, ValueError) as error:
+        print(f"blender_eval.py: {error}", file=sys.stderr)
+        return 1
+    write_text_atomic(args.run_dir / "blender_metrics.json", json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if not k.endswith("_bounds")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Write a ready-to-render Blender scene of a run's result: the asset (mesh.glb), the world lit by its
+probe.hdr, the dataset's test cameras and an animated turntable camera (the active one), Cycles set up.
+
+    python scripts/blender_scene.py outputs/2026-12-02/10-00-00 result.blend [--frames 120]
+
+Open result.blend in Blender 5 and press F12 (one frame) or Ctrl+F12 (the turntable). Needs bpy
+(pip install -e '.[blender]', Python 3.11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.errors import DatasetError  # noqa: E402
+from recon.blender import BlenderUnavailable, require_bpy  # noqa: E402
+from recon.checkpoint import CheckpointError  # noqa: E402
+from recon.evaluate import asset_dataset, load_run, load_up  # noqa: E402
+
+
+def build(run_dir: Path, out: Path, frames: int, samples: int) -> None:
+    bpy = require_bpy()
+    from recon import blender
+    from recon.relight import turntable_cameras
+    from recon.run import build_scene
+
+    config, folder = load_run(run_dir)
+    up, _ = load_up(run_dir)
+    scene_data = build_scene(config, run_dir)
+    split = "test" if scene_data.splits.get("test") else "val"
+    dataset = asset_dataset(scene_data, split, config.dataset.downscale)
+    scene = blender.new_scene(samples=samples)
+    scene.render.film_transparent = False  # show the environment behind the asset
+    scene.render.image_settings.file_format = "PNG"
+    objects = blender.import_asset(folder, "glb", up)
+    blender.set_world(folder / "probe.hdr")
+    for view in range(len(dataset)):
+        blender.add_camera(dataset.cameras, view, up, name=f"{split}_{dataset.views[view]:03d}")
+    # The turntable: one camera parented to an empty at the asset's centre that turns once about +Z.
+    lower, upper = blender.world_bounds(objects)
+    import torch
+
+    corners = torch.tensor([lower.tolist(), upper.tolist()], dtype=torch.float32)
+    orbit = turntable_cameras(corners, 1, max(dataset.cameras.width, dataset.cameras.height))
+    pivot = bpy.data.objects.new("turntable_pivot", None)
+    pivot.location = ((lower + upper) / 2).tolist()
+    scene.collection.objects.link(pivot)
+    camera = blender.add_camera(orbit, 0, name="turntable")
+    world_matrix = camera.matrix_world.copy()
+    camera.parent = pivot
+    camera.matrix_parent_inverse = pivot.matrix_world.inverted()
+    camera.matrix_world = world_matrix
+    scene.frame_start, scene.frame_end = 1, frames
+    for frame in range(1, frames + 1):
+        pivot.rotation_euler = (0.0, 0.0, 2 * math.pi * (frame - 1) / frames)
+        pivot.keyframe_insert("rotation_euler", frame=frame)
+    scene.camera = camera
+    scene.render.resolution_x, scene.render.resolution_y = dataset.cameras.width, dataset.cameras.height
+    scene.render.filepath = "//render/frame_"
+    tmp = out.with_name(f".{out.stem}.tmp.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp.resolve()), check_existing=False, copy=True)
+    os.replace(tmp, out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir", type=Path, help="a run folder written by train.py")
+    parser.add_argument("out", type=Path, help="the .blend file to write")
+    parser.add_argument("--frames", type=int, default=120, help="turntable length in frames (default 120)")
+    parser.add_argument("--samples", type=int, default=64, help="Cycles samples per pixel (default 64)")
+    args = parser.parse_args()
+    if args.out.suffix != ".blend":
+        print(f"blender_scene.py: {args.out}: the output must be a .blend file", file=sys.stderr)
+        return 1
+    try:
+        build(args.run_dir, args.out, args.frames, args.samples)
+    except BlenderUnavailable as error:
+        print(f"blender_scene.py: {error}", file=sys.stderr)
+        return 2
+    except (DatasetError, CheckpointError, ValueError) as error:
+        print(f"blender_scene.py: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"blender_scene.py: wrote {args.out} (asset, probe.hdr world, cameras, {args.frames}-frame turntable)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
