@@ -16,11 +16,40 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.errors import DatasetError  # noqa: E402
 from data.files import write_text_atomic  # noqa: E402
-from recon.blender import BlenderUnavailable, require_bpy  # noqa: E402
-from recon.checkpoint import CheckpointError  # noqa: E402
+from recon.blender import require_bpy  # noqa: E402
 from recon.evaluate import asset_dataset, evaluate_asset, load_run, load_up  # noqa: E402
+from scripts.cli import run  # noqa: E402
+
+
+def evaluate(run_dir: Path, n_views: int, downscale: float, samples: int) -> None:
+    require_bpy()
+    from recon.blender import evaluate_in_blender
+    from recon.run import build_scene
+
+    config, folder = load_run(run_dir)
+    up, up_source = load_up(run_dir)
+    scene = build_scene(config, run_dir)
+    split = "test" if scene.splits.get("test") else "val"
+    dataset = asset_dataset(scene, split, downscale or config.dataset.downscale)
+    views = range(min(n_views, len(dataset)))
+    images = run_dir / "eval_blender"
+    results = {"asset": folder.name, "split": split, "views": len(views), "samples": samples,
+               "resolution": [dataset.cameras.width, dataset.cameras.height], "up": list(up),
+               "up_source": up_source}  # fmt: skip
+    results["ours_psnr"] = evaluate_asset(folder, dataset, views, config.model.light.resolution)["psnr"]
+    runs = {
+        "glb": {"kind": "glb", "image_dir": images},
+        "obj": {"kind": "obj", "image_dir": images},
+        "obj_as_imported": {"kind": "obj", "fix_obj": False},
+        "glb_mirrored_probe": {"kind": "glb", "mirrored": True},
+    }
+    for name, options in runs.items():
+        scores = evaluate_in_blender(folder, dataset, views, up=up, samples=samples, **options)
+        results[f"{name}_psnr"] = scores["psnr"]
+        results[f"{name}_bounds"] = scores["bounds"]
+    write_text_atomic(run_dir / "blender_metrics.json", json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if not k.endswith("_bounds")}, indent=2))
 
 
 def main() -> int:
@@ -32,41 +61,7 @@ def main() -> int:
     parser.add_argument("--downscale", type=float, default=0, help="image downscale (default: the run's)")
     parser.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel (denoised)")
     args = parser.parse_args()
-    try:
-        require_bpy()
-        from recon.blender import evaluate_in_blender
-        from recon.run import build_scene
-
-        config, folder = load_run(args.run_dir)
-        up, up_source = load_up(args.run_dir)
-        scene = build_scene(config, args.run_dir)
-        split = "test" if scene.splits.get("test") else "val"
-        dataset = asset_dataset(scene, split, args.downscale or config.dataset.downscale)
-        views = range(min(args.views, len(dataset)))
-        images = args.run_dir / "eval_blender"
-        results = {"asset": folder.name, "split": split, "views": len(views), "samples": args.samples,
-                   "resolution": [dataset.cameras.width, dataset.cameras.height], "up": list(up),
-                   "up_source": up_source}  # fmt: skip
-        results["ours_psnr"] = evaluate_asset(folder, dataset, views, config.model.light.resolution)["psnr"]
-        runs = {
-            "glb": {"kind": "glb", "image_dir": images},
-            "obj": {"kind": "obj", "image_dir": images},
-            "obj_as_imported": {"kind": "obj", "fix_obj": False},
-            "glb_mirrored_probe": {"kind": "glb", "mirrored": True},
-        }
-        for name, options in runs.items():
-            scores = evaluate_in_blender(folder, dataset, views, up=up, samples=args.samples, **options)
-            results[f"{name}_psnr"] = scores["psnr"]
-            results[f"{name}_bounds"] = scores["bounds"]
-    except BlenderUnavailable as error:
-        print(f"blender_eval.py: {error}", file=sys.stderr)
-        return 2
-    except (DatasetError, CheckpointError, ValueError) as error:
-        print(f"blender_eval.py: {error}", file=sys.stderr)
-        return 1
-    write_text_atomic(args.run_dir / "blender_metrics.json", json.dumps(results, indent=2))
-    print(json.dumps({k: v for k, v in results.items() if not k.endswith("_bounds")}, indent=2))
-    return 0
+    return run("blender_eval.py", lambda: evaluate(args.run_dir, args.views, args.downscale, args.samples))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.errors import DatasetError  # noqa: E402
-from recon.blender import BlenderUnavailable, require_bpy  # noqa: E402
-from recon.checkpoint import CheckpointError  # noqa: E402
+from recon.blender import require_bpy  # noqa: E402
 from recon.evaluate import asset_dataset, load_run, load_up  # noqa: E402
+from scripts.cli import run  # noqa: E402
 
 
 def build(run_dir: Path, out: Path, frames: int, samples: int) -> None:
@@ -79,18 +78,10 @@ def main() -> int:
     if args.out.suffix != ".blend":
         print(f"blender_scene.py: {args.out}: the output must be a .blend file", file=sys.stderr)
         return 1
-    try:
-        build(args.run_dir, args.out, args.frames, args.samples)
-    except BlenderUnavailable as error:
-        print(f"blender_scene.py: {error}", file=sys.stderr)
-        return 2
-    except (DatasetError, CheckpointError, ValueError) as error:
-        print(f"blender_scene.py: {error}", file=sys.stderr)
-        return 1
-    print(
-        f"blender_scene.py: wrote {args.out} (asset, probe.hdr world, cameras, {args.frames}-frame turntable)"
-    )
-    return 0
+    code = run("blender_scene.py", lambda: build(args.run_dir, args.out, args.frames, args.samples))
+    if code == 0:
+        print(f"blender_scene.py: wrote {args.out} (asset, world light, cameras, turntable of {args.frames})")
+    return code
 
 
 if __name__ == "__main__":

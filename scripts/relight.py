@@ -16,12 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.errors import DatasetError  # noqa: E402
-from recon.blender import BlenderUnavailable  # noqa: E402
-from recon.checkpoint import CheckpointError  # noqa: E402
 from recon.evaluate import load_run, load_up  # noqa: E402
 from recon.relight import render_turntable  # noqa: E402
-from render.hdr import EnvironmentFileError  # noqa: E402
+from scripts.cli import run  # noqa: E402
 
 
 def main() -> int:
@@ -38,19 +35,15 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel (with --blender)")
     args = parser.parse_args()
     out = args.out or args.run_dir / "relight" / args.env.stem
-    try:
+
+    def relight() -> None:
         _, folder = load_run(args.run_dir)
         up, _ = load_up(args.run_dir)
         paths = render_turntable(folder, args.env, out, args.frames, args.size, args.background, up,
                                  use_blender=args.blender, samples=args.samples)  # fmt: skip
-    except BlenderUnavailable as error:
-        print(f"relight.py: {error}", file=sys.stderr)
-        return 2
-    except (DatasetError, CheckpointError, EnvironmentFileError, ValueError) as error:
-        print(f"relight.py: {error}", file=sys.stderr)
-        return 1
-    print(f"relight.py: wrote {len(paths)} frames and {out / 'turntable.gif'}")
-    return 0
+        print(f"relight.py: wrote {len(paths)} frames and {out / 'turntable.gif'}")
+
+    return run("relight.py", relight)
 
 
 if __name__ == "__main__":
