@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
 import imageio.v3 as iio
 import numpy as np
 import pygltflib
@@ -170,3 +175,27 @@ def test_normal_map_export(asset, tmp_path):
 
     back = TextureMaterial.from_files(folder).textures().normal
     assert back is not None and float((back - with_normals.normal).abs().max()) < 0.01
+
+
+VALIDATOR = Path(__file__).resolve().parents[2] / ".ci" / "node" / "node_modules" / "gltf-validator"
+
+
+@pytest.mark.skipif(
+    not VALIDATOR.is_dir() or shutil.which("node") is None,
+    reason="the Khronos glTF validator is not installed (npm install --prefix .ci/node gltf-validator)",
+)
+def test_glb_passes_the_khronos_validator(asset, tmp_path):
+    vertices, faces, uv, uv_faces, textures = asset
+    normal = torch.nn.functional.normalize(
+        torch.rand_like(textures.base_color) * 0.4 + torch.tensor([0, 0, 1.0])
+    )
+    for name, normal_map in (("plain", None), ("normal_mapped", normal)):
+        tex = Textures(
+            textures.base_color, textures.roughness, textures.metallic, textures.covered, normal_map
+        )
+        folder = export_asset(tmp_path / name, vertices, faces, uv, uv_faces, tex, up=(0.0, 0.6, 0.8))
+        script = Path(__file__).with_name("validate_gltf.js")
+        command = ["node", str(script), str(VALIDATOR), str(folder / "mesh.glb")]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        report = json.loads(result.stdout)
+        assert report["errors"] == 0 and report["warnings"] == 0, report["messages"]
