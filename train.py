@@ -87,9 +87,9 @@ def main(cfg: DictConfig) -> None:
             context.close(succeeded)
     if not context.is_main:
         return
-    summary = f"last batch PSNR {terms.get('psnr', float('nan')):.2f} dB"
+    summary = f"last training batch PSNR {terms.get('psnr', float('nan')):.2f} dB (linear RGB)"
     if "test_psnr" in terms:
-        summary += f", test PSNR {terms['test_psnr']:.2f} dB, SSIM {terms['test_ssim']:.3f}"
+        summary += f", test PSNR {terms['test_psnr']:.2f} dB (sRGB), SSIM {terms['test_ssim']:.3f}"
     if "test_chamfer_l1" in terms:
         summary += f", Chamfer-L1 {terms['test_chamfer_l1']:.4f}"
     print(f"train.py: done ({summary})")

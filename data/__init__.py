@@ -1,3 +1,4 @@
 """Multi-view datasets: one camera model (:mod:`data.cameras`), a parser per format (NeRF-synthetic,
-nerfstudio, COLMAP, LLFF), scene normalization, the cached dataset (:mod:`data.dataset`) and rendered
-synthetic scenes with their ground truth (:mod:`data.synthetic`)."""
+nerfstudio, COLMAP, LLFF), scene normalization, the world's up axis and the cached dataset
+(:mod:`data.dataset`). The rendered synthetic scenes live above, in :mod:`recon.synthetic` (they need
+the renderer)."""

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from render.raster.torch_backend.gather import weighted_gather
+from geometry.gather import weighted_gather
 
 BACKENDS = ("auto", "torch", "tcnn")
 _PRIMES = (1, 2654435761, 805459861)

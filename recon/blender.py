@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from data.cameras import Camera
+from data.images import linear_to_srgb, to_uint8, write_image
 from data.orientation import Z_UP, rotation_to_z_up
+from recon.metrics import image_psnr
 
 INSTALL_HINT = (
     "pip install bpy==5.0.1 (Blender as a Python module; Python 3.11 only), or pip install -e '.[blender]'"
@@ -188,8 +190,6 @@ def render(camera, width: int, height: int) -> np.ndarray:
 
 def over_white_srgb(rgba: np.ndarray) -> torch.Tensor:
     """A premultiplied linear render [H, W, 4] over a white background, sRGB-encoded [H, W, 3] in [0, 1]."""
-    from data.images import linear_to_srgb
-
     rgba = torch.from_numpy(np.ascontiguousarray(rgba))
     return linear_to_srgb((rgba[..., :3] + (1 - rgba[..., 3:])).clamp(0, 1))
 
@@ -201,8 +201,6 @@ def evaluate_in_blender(
     """Import an exported asset into a fresh Blender scene, light it with its probe.hdr, render ``views``
     of a world-unit dataset (``recon.evaluate.asset_dataset``) with Cycles and score them like our own
     evaluation does (PSNR, sRGB over white). Returns psnr, psnrs and the asset's world bounding box."""
-    from data.images import linear_to_srgb, to_uint8, write_image
-    from recon.metrics import image_psnr
 
     new_scene(samples=samples)
     objects = import_asset(folder, kind, up, fix_obj=fix_obj)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from data.synthetic import SyntheticConfig
 from recon.model import ModelConfig
 from recon.stage2 import Stage2Config
+from recon.synthetic import SyntheticConfig
 from recon.trainer import TrainConfig
 
 

@@ -21,6 +21,7 @@ from geometry.obj import read_obj
 from recon.checkpoint import CheckpointError
 from recon.config import Config
 from recon.metrics import image_psnr, image_ssim, surface_metrics
+from recon.scene import build_scene
 from recon.texture_material import TextureMaterial
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.renderer import render_views
@@ -114,8 +115,6 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
     its textures and probe.hdr are read back and rendered with the dataset's own cameras, so what is
     measured is exactly what was exported. Writes ``metrics.json`` and ``eval/view_XXX.png``
     (rendered | reference, sRGB, white background)."""
-    from recon.run import build_scene  # late: run imports this module
-
     run_dir = Path(run_dir)
     config, folder = load_run(run_dir)
     scene = build_scene(config, run_dir)

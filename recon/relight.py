@@ -15,8 +15,11 @@ import torch
 from data.cameras import Camera
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.orientation import Z_UP, rotation_to_z_up
+from recon import blender
+from recon.evaluate import load_asset
 from render.camera import look_at
 from render.light import EnvironmentLight, EnvironmentLightConfig
+from render.raster import texture
 from render.renderer import render_views
 
 
@@ -56,8 +59,6 @@ def render_turntable(
     and ``turntable.gif`` into ``out_dir`` and returns the frame paths. ``background``: "environment"
     (the map, as a camera sees it) or "white". Everything happens in the upright frame (the world's
     ``up`` along +Z, as the map's pole and Blender's import have it)."""
-    from recon.evaluate import load_asset
-
     folder, out_dir = Path(folder), Path(out_dir)
     vertices, faces, uv, uv_faces, material, _ = load_asset(folder, 64)
     vertices = vertices @ rotation_to_z_up(up).float().T
@@ -66,8 +67,6 @@ def render_turntable(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     if use_blender:
-        from recon import blender
-
         scene = blender.new_scene(samples=samples)
         blender.import_asset(folder, "glb", up)
         blender.set_world(environment)
@@ -96,7 +95,5 @@ def _environment_background(light: EnvironmentLight, camera: Camera) -> torch.Te
     _, directions = camera.rays()
     flat = directions.reshape(-1, 3)
     cube = light.base.detach()[None]
-    from render.raster import texture
-
     seen = texture(cube, flat[None, :, None].contiguous(), filter_mode="linear", boundary_mode="cube")
     return seen.reshape(camera.height, camera.width, 3)

@@ -9,33 +9,18 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from data.dataset import MultiViewDataset, load_scene
+from data.dataset import MultiViewDataset
 from data.errors import DatasetError
 from data.files import write_text_atomic
-from data.scene import SceneData
-from data.synthetic import make_synthetic_scene
 from recon.config import Config
 from recon.distributed import DistributedContext
 from recon.evaluate import evaluate, save_transform
 from recon.export import export_asset
 from recon.model import ReconstructionModel
+from recon.scene import build_scene
 from recon.stage2 import Stage2Model, train_stage2
 from recon.trainer import Trainer
 from render.raster import set_backend
-
-
-def build_scene(config: Config, run_dir: Path, context: DistributedContext | None = None) -> SceneData:
-    """The dataset's scene: parsed from ``dataset.path``, or the built-in synthetic scene (rendered into
-    ``<run dir>/synthetic`` once, by rank 0, then reused, e.g. by the evaluation)."""
-    context = context or DistributedContext()
-    data = config.dataset
-    if data.path:
-        return load_scene(data.path, data.format, test_every=data.test_every)
-    folder = run_dir / "synthetic"
-    if context.is_main and not (folder / "transforms_train.json").is_file():
-        make_synthetic_scene(folder, data.synthetic)
-    context.barrier()
-    return load_scene(folder, "nerf_synthetic")
 
 
 def build_dataset(
@@ -66,20 +51,20 @@ def run(config: Config, run_dir: Path, context: DistributedContext | None = None
     model = ReconstructionModel(config.model, seed=config.train.seed)
     trainer = Trainer(model, dataset, config.train, run_dir, context)
     terms = trainer.fit()
-    stage1 = None
+    textured = None
     if context.is_main:
-        stage1 = Stage2Model.from_stage1(
+        textured = Stage2Model.from_stage1(
             model,
             config.export.texture_resolution,
             config.export.min_component_fraction,
             normal_map=config.stage2.normal_map or None,
         )
-        export_model(stage1, dataset, run_dir / "stage1_mesh")
-    stage1 = context.broadcast(stage1)
+        export_model(textured, dataset, run_dir / "stage1_mesh")
+    textured = context.broadcast(textured)
     if config.stage2.steps > 0:
         writer = SummaryWriter(str(run_dir / "tb")) if context.is_main else None
         stage2_terms = train_stage2(
-            stage1,
+            textured,
             dataset,
             config.stage2,
             writer,
@@ -93,7 +78,7 @@ def run(config: Config, run_dir: Path, context: DistributedContext | None = None
         terms.update({f"stage2_{k}": v for k, v in stage2_terms.items()})
     if not context.is_main:
         return {}
-    export_model(stage1, dataset, run_dir / "mesh")
+    export_model(textured, dataset, run_dir / "mesh")
     if config.evaluate:
         terms.update({f"test_{k}": v for k, v in evaluate(run_dir).items() if isinstance(v, float)})
     return terms

@@ -27,10 +27,10 @@ from functools import lru_cache
 
 import torch
 
+from geometry.gather import weighted_gather
 from render.brdf import MIN_ROUGHNESS, ggx_ndf
 from render.envmap import cube_directions, cube_solid_angles
 from render.raster import texture
-from render.raster.torch_backend.gather import weighted_gather
 
 _TILE = 8
 

@@ -25,7 +25,7 @@ from scripts.cli import run  # noqa: E402
 def evaluate(run_dir: Path, n_views: int, downscale: float, samples: int) -> None:
     require_bpy()
     from recon.blender import evaluate_in_blender
-    from recon.run import build_scene
+    from recon.scene import build_scene
 
     config, folder = load_run(run_dir)
     up, up_source = load_up(run_dir)

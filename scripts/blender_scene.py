@@ -26,7 +26,7 @@ def build(run_dir: Path, out: Path, frames: int, samples: int) -> None:
     bpy = require_bpy()
     from recon import blender
     from recon.relight import turntable_cameras
-    from recon.run import build_scene
+    from recon.scene import build_scene
 
     config, folder = load_run(run_dir)
     up, _ = load_up(run_dir)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from data.dataset import MultiViewDataset, load_scene
-from data.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.distributed import DistributedContext, DistributedError, resolve_device
+from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from tests.recon.ddp_step import one_step
 
 ROOT = Path(__file__).resolve().parents[2]

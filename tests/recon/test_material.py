@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data.synthetic import procedural_material
 from recon.material import MaterialConfig, MaterialMLP
+from recon.synthetic import procedural_material
 
 
 def test_outputs_in_configured_ranges_and_unpack():

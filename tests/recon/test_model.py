@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from data.dataset import MultiViewDataset
-from data.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.model import LossConfig, ReconstructionModel
+from recon.synthetic import SyntheticConfig, make_synthetic_scene
 
 
 def test_stage1_steps_improve_the_fit(tmp_path, report, one_thread):

@@ -6,13 +6,13 @@ import torch
 
 from data.dataset import MultiViewDataset
 from data.normalization import SceneTransform
-from data.synthetic import SyntheticConfig, make_synthetic_scene
 from geometry.mesh import unwrap_uv
 from geometry.obj import write_obj
 from geometry.primitives import uv_sphere
 from recon.bake import bake_textures
 from recon.export import export_asset
 from recon.stage2 import Stage2Config, Stage2Model, train_stage2
+from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.texture_material import TextureMaterial
 
 

@@ -7,8 +7,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from data.dataset import MultiViewDataset
-from data.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.model import ReconstructionModel
+from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.trainer import TrainConfig, Trainer, TrainingError
 
 

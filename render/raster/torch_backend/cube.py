@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import torch
 
-from .gather import gather_rows
+from geometry.gather import gather_rows
 
 # (sc, tc, ma) of each face as (component index, sign) of the direction: OpenGL cube-map rules.
 _FACE_COMPONENTS = (

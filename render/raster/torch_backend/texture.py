@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
+from geometry.gather import weighted_gather
+
 from .cube import cube_coords, face_coordinates, pad_faces
-from .gather import weighted_gather
 
 
 @dataclass

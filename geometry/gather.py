@@ -1,4 +1,6 @@
-"""Weighted gathers, the core of texture filtering and of the cube-map prefilter."""
+"""Weighted gathers with fast CPU backward passes: the core of texture filtering, the cube-map prefilter
+and the hash-grid encoding. It sits in geometry, the lowest layer, so that render and geometry share it
+without importing each other upwards (docs/design.md, "Layering")."""
 
 from __future__ import annotations
 

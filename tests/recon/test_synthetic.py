@@ -8,10 +8,10 @@ import torch
 from scipy.spatial import ConvexHull
 
 from data.dataset import MultiViewDataset, load_scene
-from data.synthetic import SyntheticConfig, make_synthetic_scene, procedural_material, procedural_sky
 from geometry.mesh import face_adjacency, face_normals
 from geometry.obj import read_obj, write_obj
 from geometry.primitives import uv_sphere
+from recon.synthetic import SyntheticConfig, make_synthetic_scene, procedural_material, procedural_sky
 from render.envmap import latlong_directions
 from render.hdr import read_hdr, write_hdr
 
