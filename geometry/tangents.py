@@ -81,6 +81,20 @@ def corner_tangents(
     return torch.cat((tangent, sign), -1).reshape(-1, 3, 4).to(vertices.dtype)
 
 
+def _frame(normals: torch.Tensor, tangents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unit T, B = sign * (N x T) and unit N [P, 3] of interpolated normals [P, 3] and tangents [P, 4]."""
+    n = F.normalize(normals, dim=-1, eps=1e-20)
+    t = F.normalize(tangents[:, :3], dim=-1, eps=1e-20)
+    return t, torch.sign(tangents[:, 3:4]) * torch.linalg.cross(n, t), n
+
+
+def apply_normal_offset(normals: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Unit normals [P, 3] tilted by the tangential part of a world-space ``offset`` [P, 3] (the stage-1
+    material's perturbation, render.renderer's "offset" mode)."""
+    n = F.normalize(normals, dim=-1, eps=1e-20)
+    return F.normalize(n + offset - n * (offset * n).sum(-1, keepdim=True), dim=-1, eps=1e-20)
+
+
 def perturb_normals(normal_map: torch.Tensor, normals: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:
     """Shading normals from tangent-space normal-map values (Cycles' Normal Map node, strength 1).
 
@@ -90,9 +104,7 @@ def perturb_normals(normal_map: torch.Tensor, normals: torch.Tensor, tangents: t
     Returns:
         [P, 3] unit world-space normals.
     """
-    n = F.normalize(normals, dim=-1, eps=1e-20)
-    t = F.normalize(tangents[:, :3], dim=-1, eps=1e-20)
-    b = torch.sign(tangents[:, 3:4]) * torch.linalg.cross(n, t)
+    t, b, n = _frame(normals, tangents)
     return F.normalize(
         normal_map[:, :1] * t + normal_map[:, 1:2] * b + normal_map[:, 2:3] * n, dim=-1, eps=1e-20
     )
@@ -101,9 +113,7 @@ def perturb_normals(normal_map: torch.Tensor, normals: torch.Tensor, tangents: t
 def to_tangent_space(world: torch.Tensor, normals: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`perturb_normals`: unit tangent-space normals [P, 3] whose perturbation of the
     frame (normals [P, 3], tangents [P, 4]) points along ``world`` [P, 3]."""
-    n = F.normalize(normals, dim=-1, eps=1e-20)
-    t = F.normalize(tangents[:, :3], dim=-1, eps=1e-20)
-    b = torch.sign(tangents[:, 3:4]) * torch.linalg.cross(n, t)
+    t, b, n = _frame(normals, tangents)
     frame = torch.stack((t, b, n), -1)  # [P, 3, 3], columns T, B, N
     usable = torch.linalg.det(frame).abs() > 1e-6
     identity = torch.eye(3, dtype=frame.dtype, device=frame.device).expand_as(frame)

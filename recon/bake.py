@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from geometry.mesh import vertex_normals
-from geometry.tangents import corner_tangents, to_tangent_space
+from geometry.tangents import apply_normal_offset, to_tangent_space
 from render.raster import interpolate, rasterize
+from render.renderer import interpolate_tangents
 
 
 @dataclass
@@ -97,10 +98,7 @@ def _tangent_space(offset, vertices, faces, uv, uv_faces, rast) -> torch.Tensor:
     smooth = vertex_normals(vertices, faces)
     normals, _ = interpolate(uv_vertex_positions(smooth, faces, uv_faces, len(uv))[None].contiguous(), rast,
                              uv_faces.to(torch.int32).contiguous())  # fmt: skip
-    tangents = corner_tangents(vertices, smooth, faces, uv, uv_faces).reshape(1, -1, 4).contiguous()
-    corners = torch.arange(tangents.shape[1], dtype=torch.int32, device=rast.device).reshape(-1, 3)
-    per_texel, _ = interpolate(tangents, rast, corners)
+    per_texel = interpolate_tangents(vertices, smooth, faces, uv, uv_faces, rast)
     covered = rast[0, ..., 3] > 0
     n = torch.nn.functional.normalize(normals[0][covered], dim=-1, eps=1e-20)
-    tilted = torch.nn.functional.normalize(n + offset - n * (offset * n).sum(-1, keepdim=True), dim=-1)
-    return to_tangent_space(tilted, n, per_texel[0][covered])
+    return to_tangent_space(apply_normal_offset(n, offset), n, per_texel[0][covered])

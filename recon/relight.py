@@ -74,7 +74,7 @@ def render_turntable(
     for k in range(frames):
         if use_blender:
             rgba = blender.render(blender.add_camera(cameras, k), size, size)
-            rgb = linear_to_srgb(torch.from_numpy(rgba[..., :3] + (1 - rgba[..., 3:])).clamp(0, 1))
+            rgb = blender.over_white_srgb(rgba)
         else:
             with torch.no_grad():
                 out = render_views(

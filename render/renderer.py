@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from geometry.mesh import vertex_normals
-from geometry.tangents import corner_tangents, perturb_normals
+from geometry.tangents import apply_normal_offset, corner_tangents, perturb_normals
 from render.brdf import safe_normalize
 from render.camera import to_clip
 from render.light import EnvironmentLight
@@ -97,7 +97,7 @@ def render_mesh(
         if len(values) > 3:
             mode = getattr(material, "normal_mode", "offset")
             mesh = (vertices, smooth_normals, faces, uv, uv_faces)
-            n = _perturbed_normals(n, values[3], mode, covered, rast, tri, mesh, backend)
+            n = _perturbed_normals(n, values[3], mode, covered, rast, mesh, backend)
         shaded = light.shade(n, view, base_color, roughness, metallic)
         colour = colour.index_put((covered,), shaded.to(colour.dtype))
         sample = torch.cat((base_color, roughness, metallic), -1).detach().to(colour.dtype)
@@ -112,22 +112,30 @@ def render_mesh(
     return RenderOutput(flip(rgb), flip(rgba[..., 3:]), flip(normal_image), flip(material_image), rast)
 
 
-def _perturbed_normals(n, value, mode, covered, rast, tri, mesh, backend) -> torch.Tensor:
+def interpolate_tangents(
+    vertices: torch.Tensor, normals: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor,
+    uv_faces: torch.Tensor, rast: torch.Tensor, backend: str | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """MikkTSpace tangents (geometry.tangents.corner_tangents, not differentiated: the frame follows the
+    mesh) interpolated over a ``rast`` of these faces: [B, H, W, 4]."""
+    with torch.no_grad():
+        tangents = corner_tangents(vertices, normals, faces, uv, uv_faces)
+    corners = torch.arange(3 * len(faces), device=rast.device, dtype=torch.int32).reshape(-1, 3)
+    per_pixel, _ = interpolate(tangents.reshape(1, -1, 4).contiguous(), rast, corners, backend=backend)
+    return per_pixel
+
+
+def _perturbed_normals(n, value, mode, covered, rast, mesh, backend) -> torch.Tensor:
     """Shading normals [P, 3] at the covered pixels from a material's normal value (module docstring)."""
     if mode == "offset":
-        tangential = value - n * (value * n).sum(-1, keepdim=True)
-        return safe_normalize(n + tangential)
+        return apply_normal_offset(n, value)
     if mode != "tangent":
         raise ValueError(f"normal_mode: expected 'tangent' or 'offset', got {mode!r}")
     vertices, smooth_normals, faces, uv, uv_faces = mesh
     if uv is None:
         raise ValueError("a tangent-space normal map needs the mesh's uv layout")
-    with torch.no_grad():  # the frame follows the mesh; gradients reach the normal map
-        tangents = corner_tangents(
-            vertices, smooth_normals, faces, uv, uv_faces if uv_faces is not None else faces
-        )
-    corners = torch.arange(3 * len(faces), device=tri.device, dtype=torch.int32).reshape(-1, 3)
-    per_pixel, _ = interpolate(tangents.reshape(1, -1, 4).contiguous(), rast, corners, backend=backend)
+    uv_faces = uv_faces if uv_faces is not None else faces
+    per_pixel = interpolate_tangents(vertices, smooth_normals, faces, uv, uv_faces, rast, backend)
     return perturb_normals(value, n, per_pixel[covered])
 
 

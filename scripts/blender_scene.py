@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recon.blender import require_bpy  # noqa: E402
@@ -42,8 +44,6 @@ def build(run_dir: Path, out: Path, frames: int, samples: int) -> None:
         blender.add_camera(dataset.cameras, view, up, name=f"{split}_{dataset.views[view]:03d}")
     # The turntable: one camera parented to an empty at the asset's centre that turns once about +Z.
     lower, upper = blender.world_bounds(objects)
-    import torch
-
     corners = torch.tensor([lower.tolist(), upper.tolist()], dtype=torch.float32)
     orbit = turntable_cameras(corners, 1, max(dataset.cameras.width, dataset.cameras.height))
     pivot = bpy.data.objects.new("turntable_pivot", None)

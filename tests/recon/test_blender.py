@@ -10,6 +10,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import pygltflib
 import pytest
 import torch
 
@@ -28,6 +29,7 @@ from render.camera import look_at
 from render.envmap import latlong_directions
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.renderer import render_views
+from tests.recon.test_export import _accessor
 
 bpy = pytest.importorskip(
     "bpy", reason="Blender's Python module is not installed (pip install -e '.[blender]')"
@@ -167,16 +169,12 @@ def test_normal_maps_mean_the_same_to_blender_and_to_our_renderer(bumpy_asset, r
 
 
 def test_tangents_are_blenders_mikktspace(bumpy_asset):
-    import pygltflib
-
     blender.new_scene()
     mesh = blender.import_asset(bumpy_asset / "mesh", "glb")[0].data
     mesh.calc_tangents()
     gltf = pygltflib.GLTF2().load(str(bumpy_asset / "mesh" / "mesh.glb"))
     attributes = gltf.meshes[0].primitives[0].attributes
-    accessor, blob = gltf.accessors[attributes.TANGENT], gltf.binary_blob()
-    view = gltf.bufferViews[accessor.bufferView]
-    ours = np.frombuffer(blob, np.float32, 4 * accessor.count, view.byteOffset).reshape(-1, 4)
+    ours = _accessor(gltf, attributes.TANGENT, 4)
     loops = np.array([loop.vertex_index for loop in mesh.loops])
     theirs = np.array([loop.tangent[:] for loop in mesh.loops])
     signs = np.array([loop.bitangent_sign for loop in mesh.loops])
