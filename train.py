@@ -6,14 +6,18 @@
     python train.py --help                            # every key with its default
     torchrun --nproc_per_node=2 train.py train.batch_size=8   # data parallel: each process renders 4 views
 
-Outputs go to outputs/<date>/<time>/ (Hydra's run folder): config.yaml, tb/, checkpoints/ and the
-stage-1 mesh. Bad input ends with one line naming the problem, exit status 1.
+Outputs go to outputs/<date>/<time>/ (Hydra's run folder): config.yaml, tb/, checkpoints/, stage1_mesh/,
+mesh/ (the asset), metrics.json and progress.json. Bad input or a bad value ends with one line naming the
+problem, exit status 1. Ctrl-C or SIGTERM writes a checkpoint (exit 130 / 143); checkpoints are also
+written every train.checkpoint_every steps and train.checkpoint_minutes minutes; train.resume=true with
+the same hydra.run.dir continues from where the run stopped, in any phase.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -49,23 +53,39 @@ def _check_output_folder() -> None:
     if _launch_rank() > 0 or {"--help", "-h", "--hydra-help"} & set(sys.argv):
         return
     given = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("hydra.run.dir=")]
-    folder = Path(given[-1] if given else "outputs").absolute()
+    folder = Path((given[-1] if given else "outputs").split("${", 1)[0] or ".").absolute()
     existing = next(path for path in (folder, *folder.parents) if path.exists())
+    problem = None
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        print(f"train.py: {folder}: output folder is not writable ({existing} is not a writable folder)",
-              file=sys.stderr)  # fmt: skip
+        problem = f"{existing} is not a writable folder"
+    else:
+        try:  # permissions alone do not tell (e.g. /proc, read-only mounts): try it
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as error:
+            problem = error.strerror or type(error).__name__
+    if problem:
+        print(f"train.py: {folder}: output folder is not writable ({problem})", file=sys.stderr)
         sys.exit(1)
 
 
 @hydra.main(version_base=None, config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from data.errors import DatasetError
+    from geometry.encoding import EncodingBackendError
+    from geometry.obj import MeshFileError
     from recon.checkpoint import CheckpointError
-    from recon.distributed import DistributedContext
+    from recon.distributed import DistributedContext, DistributedError
+    from recon.errors import ConfigError, TrainingError
     from recon.run import run
-    from recon.trainer import TrainingError
+    from render.hdr import EnvironmentFileError
     from render.raster.nvdiffrast_backend import BackendUnavailableError
 
+    # what the user can fix, told in one line; anything else is our bug and keeps its traceback
+    user_errors = (
+        DatasetError, CheckpointError, TrainingError, ConfigError, DistributedError, MeshFileError,
+        EnvironmentFileError, BackendUnavailableError, EncodingBackendError,
+    )  # fmt: skip
     context, succeeded = None, False
     try:
         config = OmegaConf.to_object(cfg)
@@ -73,15 +93,14 @@ def main(cfg: DictConfig) -> None:
         run_dir = context.broadcast(HydraConfig.get().runtime.output_dir)
         terms = run(config, Path(run_dir), context)
         succeeded = True
-    except (DatasetError, CheckpointError, TrainingError, BackendUnavailableError, ValueError) as error:
+    except user_errors as error:
         rank = f"[rank {context.rank}] " if context is not None and context.enabled else ""
         print(f"train.py: {rank}{error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print(
-            "train.py: interrupted; a checkpoint was written (resume with train.resume=true)", file=sys.stderr
-        )
-        sys.exit(130)
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (recon.errors.Interrupted)
+        where = f"{error}; " if str(error) else "interrupted; "
+        print(f"train.py: {where}continue with train.resume=true", file=sys.stderr)
+        sys.exit(143 if "SIGTERM" in str(error) else 130)
     finally:
         if context is not None:
             context.close(succeeded)

@@ -1,4 +1,5 @@
-"""Reading Wavefront OBJ meshes (positions, texture coordinates, polygons fan-triangulated)."""
+"""Wavefront OBJ meshes: reading (positions, texture coordinates, polygons fan-triangulated) and the one
+writer every OBJ of the project goes through."""
 
 from __future__ import annotations
 
@@ -70,14 +71,51 @@ def read_obj(path: str | os.PathLike) -> Mesh:
     return mesh
 
 
-def write_obj(path: str | os.PathLike, vertices: torch.Tensor, faces: torch.Tensor) -> None:
-    """Write positions and triangles (1-based) to an OBJ file atomically."""
+def obj_text(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    uv: torch.Tensor | None = None,
+    uv_faces: torch.Tensor | None = None,
+    normals: torch.Tensor | None = None,
+    material_library: str | None = None,
+    material: str | None = None,
+) -> str:
+    """The text of an OBJ file: positions [V, 3], triangles [F, 3] (0-based in, 1-based out), optionally
+    texture coordinates [T, 2] with their own triangles [F, 3], per-vertex normals [V, 3] (indexed like
+    the positions), a ``mtllib`` and a ``usemtl`` line."""
+    lines = [f"mtllib {material_library}"] if material_library else []
+    lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices.detach().cpu().tolist()]
+    if uv is not None:
+        lines += [f"vt {u:.7g} {v:.7g}" for u, v in uv.detach().cpu().tolist()]
+    if normals is not None:
+        lines += [f"vn {x:.6g} {y:.6g} {z:.6g}" for x, y, z in normals.detach().cpu().tolist()]
+    if material:
+        lines.append(f"usemtl {material}")
+    positions = (faces.cpu() + 1).tolist()
+    texcoords = (uv_faces.cpu() + 1).tolist() if uv is not None else [["", "", ""]] * len(positions)
+    for corners, uv_corners in zip(positions, texcoords, strict=True):
+        normal_of = corners if normals is not None else ["", "", ""]
+        triples = (f"{v}/{t}/{n}".rstrip("/") for v, t, n in zip(corners, uv_corners, normal_of, strict=True))
+        lines.append("f " + " ".join(triples))  # v, v/t, v//n or v/t/n
+    return "\n".join(lines) + "\n"
+
+
+def write_obj(
+    path: str | os.PathLike,
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    uv: torch.Tensor | None = None,
+    uv_faces: torch.Tensor | None = None,
+    normals: torch.Tensor | None = None,
+    material_library: str | None = None,
+    material: str | None = None,
+) -> None:
+    """Write :func:`obj_text` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = os.fspath(path)
-    lines = [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices.detach().cpu().tolist()]
-    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.cpu().tolist()]
-    tmp = f"{path}.tmp"
+    text = obj_text(vertices, faces, uv, uv_faces, normals, material_library, material)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write(text)
     os.replace(tmp, path)
 
 

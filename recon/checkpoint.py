@@ -39,11 +39,13 @@ def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> 
     return state
 
 
+def checkpoints_newest_first(folder: str | os.PathLike) -> list[Path]:
+    """The ``step_<n>.pt`` files in ``folder``, highest step first (temporary files excluded)."""
+    numbered = [(p, p.stem.split("_", 1)[1]) for p in Path(folder).glob("step_*.pt")]
+    return [p for p, n in sorted(((p, int(n)) for p, n in numbered if n.isdigit()), key=lambda x: -x[1])]
+
+
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     """The newest ``step_*.pt`` in ``folder`` (by step number), or None."""
-    folder = Path(folder)
-    candidates = sorted(
-        folder.glob("step_*.pt"),
-        key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else -1,
-    )
-    return candidates[-1] if candidates else None
+    candidates = checkpoints_newest_first(folder)
+    return candidates[0] if candidates else None

@@ -11,10 +11,14 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
+from data.dataset import FORMATS
+from recon.errors import ConfigError
+from recon.losses import IMAGE_LOSSES
 from recon.model import ModelConfig
 from recon.stage2 import Stage2Config
 from recon.synthetic import SyntheticConfig
 from recon.trainer import TrainConfig
+from render.raster import BACKENDS
 
 
 def _default_synthetic() -> SyntheticConfig:
@@ -67,6 +71,76 @@ class Config:
     device: str = "auto"
     """auto (the process's GPU when PyTorch sees one, else the CPU), cpu or cuda. Under torchrun each
     process takes GPU number LOCAL_RANK."""
+
+
+def _power_of_two(value: int) -> bool:
+    return value >= 8 and not value & (value - 1)
+
+
+RULES: tuple[tuple[str, object, str], ...] = (
+    # (key, test of the value, what the key takes)
+    ("train.steps", lambda v: v >= 1, "an integer >= 1 (stage 1 must train before stage 2 can start)"),
+    ("train.batch_size", lambda v: v >= 1, "an integer >= 1"),
+    ("train.start_levels", lambda v: v >= 0, "an integer >= 0"),
+    ("train.steps_per_level", lambda v: v >= 1, "an integer >= 1"),
+    ("train.log_every", lambda v: v >= 1, "an integer >= 1"),
+    ("train.image_every", lambda v: v >= 0, "an integer >= 0 (0: no images)"),
+    ("train.checkpoint_every", lambda v: v >= 0, "an integer >= 0 (0: by time only)"),
+    ("train.checkpoint_minutes", lambda v: v >= 0, "a number of minutes >= 0 (0: by steps only)"),
+    ("train.keep_checkpoints", lambda v: v >= 0, "an integer >= 0 (0: keep all)"),
+    ("train.losses.image", lambda v: v in IMAGE_LOSSES, f"one of {', '.join(IMAGE_LOSSES)}"),
+    ("train.losses.eikonal_points", lambda v: v >= 1, "an integer >= 1"),
+    ("train.optimizer.sdf_encoding_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("train.optimizer.sdf_mlp_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("train.optimizer.material_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("train.optimizer.light_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("train.optimizer.final_lr_fraction", lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+    ("train.optimizer.eps", lambda v: v > 0, "a number > 0"),
+    ("stage2.steps", lambda v: v >= 0, "an integer >= 0 (0: no stage 2)"),
+    ("stage2.batch_size", lambda v: v >= 1, "an integer >= 1"),
+    ("stage2.texture_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("stage2.light_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("stage2.vertex_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("stage2.normal_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("stage2.laplacian_weight", lambda v: v >= 0, "a weight >= 0"),
+    ("stage2.mask_weight", lambda v: v >= 0, "a weight >= 0"),
+    ("stage2.normal_smoothness_weight", lambda v: v >= 0, "a weight >= 0"),
+    ("stage2.image", lambda v: v in IMAGE_LOSSES, f"one of {', '.join(IMAGE_LOSSES)}"),
+    ("export.texture_resolution", _power_of_two, "a power of two >= 8 (mipmaps)"),
+    ("export.min_component_fraction", lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+    ("dataset.format", lambda v: v == "auto" or v in FORMATS, f"auto or one of {', '.join(FORMATS)}"),
+    ("dataset.test_every", lambda v: v >= 1, "an integer >= 1"),
+    ("dataset.downscale", lambda v: v > 0, "a factor > 0"),
+    ("dataset.background", lambda v: v in ("random", "white", "black"), "random, white or black"),
+    ("dataset.synthetic.n_train", lambda v: v >= 1, "an integer >= 1"),
+    ("dataset.synthetic.n_val", lambda v: v >= 0, "an integer >= 0"),
+    ("dataset.synthetic.n_test", lambda v: v >= 0, "an integer >= 0"),
+    ("dataset.synthetic.resolution", lambda v: v >= 8, "an image size >= 8"),
+    ("dataset.synthetic.mesh_resolution", lambda v: v >= 8, "a grid size >= 8"),
+    ("dataset.synthetic.light_resolution", lambda v: v >= 8, "a cube-map size >= 8"),
+    ("dataset.synthetic.fov_degrees", lambda v: 0 < v < 180, "an angle in (0, 180) degrees"),
+    ("dataset.synthetic.distance", lambda v: v > 1, "a distance > 1 (object radii)"),
+    ("model.light.resolution", lambda v: v >= 8, "a cube-map size >= 8"),
+    ("render_backend", lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
+    ("device", lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
+)
+"""Range checks :func:`validate` applies; the components' own checks (grid, material) run after them."""
+
+
+def validate(config: Config) -> None:
+    """Raise :class:`recon.errors.ConfigError` (one line: key, value, what it takes) for the first value
+    out of its range, before anything is computed or written."""
+    for key, test, expected in RULES:
+        value = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        if not test(value):
+            raise ConfigError(f"{key}={value!r}: expected {expected}")
+    for key, component in (("model.grid", config.model.grid), ("model.material", config.model.material)):
+        try:
+            component.validate()
+        except ValueError as error:
+            raise ConfigError(f"{key}: {str(error).split(': ', 1)[-1]}") from None
 
 
 def register() -> None:

@@ -21,6 +21,7 @@ import torch
 from data.images import linear_to_srgb, to_uint8
 from data.orientation import Z_UP, rotation_to_z_up, world_to_gltf
 from geometry.mesh import vertex_normals
+from geometry.obj import write_obj
 from geometry.tangents import corner_tangents
 from recon.bake import Textures
 from render.light import EnvironmentLight
@@ -56,17 +57,6 @@ def texture_images(textures: Textures) -> dict[str, np.ndarray]:
     if textures.normal is not None:
         images["texture_n.png"] = _to_uint8((textures.normal + 1) / 2)
     return images
-
-
-def obj_text(vertices: torch.Tensor, normals: torch.Tensor, uv: torch.Tensor, faces, uv_faces) -> str:
-    lines = ["mtllib mesh.mtl"]
-    lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices.tolist()]
-    lines += [f"vt {u:.7g} {v:.7g}" for u, v in uv.tolist()]
-    lines += [f"vn {x:.6g} {y:.6g} {z:.6g}" for x, y, z in normals.tolist()]
-    lines.append("usemtl material0")
-    for (a, b, c), (ta, tb, tc) in zip((faces + 1).tolist(), (uv_faces + 1).tolist(), strict=True):
-        lines.append(f"f {a}/{ta}/{a} {b}/{tb}/{b} {c}/{tc}/{c}")
-    return "\n".join(lines) + "\n"
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -214,7 +204,7 @@ def export_asset(
     tmp.mkdir(parents=True)
     vertices, faces, uv, uv_faces = (t.detach().cpu() for t in (vertices, faces, uv, uv_faces))
     normals = vertex_normals(vertices, faces)
-    (tmp / "mesh.obj").write_text(obj_text(vertices, normals, uv, faces, uv_faces))
+    write_obj(tmp / "mesh.obj", vertices, faces, uv, uv_faces, normals, "mesh.mtl", "material0")
     (tmp / "mesh.mtl").write_text(MTL + (NORMAL_MAP_LINES if textures.normal is not None else ""))
     pngs = {name: _png(image) for name, image in texture_images(textures).items()}  # encoded once
     for name, data in pngs.items():

@@ -21,6 +21,7 @@ from geometry.regularizers import (
     sdf_sign_loss,
 )
 from geometry.sdf import SDFNetwork, SDFNetworkConfig
+from recon.errors import TrainingError
 from recon.losses import Schedule, image_loss, mask_loss, psnr
 from recon.material import MaterialConfig, MaterialMLP
 from render.light import EnvironmentLight, EnvironmentLightConfig
@@ -94,8 +95,8 @@ class ReconstructionModel(nn.Module):
         """Extract, render ``batch`` and compute the weighted stage-1 loss."""
         vertices, faces, grid = self.extract()
         if len(faces) == 0:
-            raise RuntimeError(
-                "the SDF has no zero crossing in the box (empty mesh); lower the learning rate"
+            raise TrainingError(
+                f"step {step}: the SDF has no zero crossing in the box (empty mesh); lower the learning rate"
             )
         out = self.render(batch, vertices, faces)
         lazy = {  # a term whose weight is 0 at this step is not computed (the Laplacian is 13% of a step)

@@ -3,24 +3,23 @@ then textures, light and (optionally) vertex positions are optimized against the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from data.dataset import Batch, MultiViewDataset
 from geometry.mesh import remove_small_components, unwrap_uv
 from geometry.regularizers import laplacian_loss
-from recon.bake import bake_textures
+from recon.bake import Textures, bake_textures
 from recon.distributed import DistributedContext
+from recon.loop import TrainingLoop
 from recon.losses import image_loss, mask_loss, psnr
 from recon.model import ReconstructionModel
 from recon.texture_material import TextureMaterial
-from recon.trainer import TrainingError
-from render.light import EnvironmentLight
+from recon.trainer import TrainConfig
+from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.renderer import RenderOutput, render_views
 
 
@@ -78,6 +77,23 @@ class Stage2Model(nn.Module):
         light = EnvironmentLight(model.light.config, model.light.base.detach())
         return cls(vertices, faces, uv, uv_faces, TextureMaterial(textures, normal_map=normal_map), light)
 
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], light: EnvironmentLightConfig) -> Stage2Model:
+        """The model a :meth:`state_dict` (e.g. a stage-2 checkpoint's) was taken from, for any mesh and
+        texture size."""
+        rm = state["material.roughness_metallic"][0]
+        normal = state.get("material.normal_map")
+        textures = Textures(
+            state["material.base_color"][0], rm[..., :1], rm[..., 1:], torch.ones(1),
+            None if normal is None else normal[0],
+        )  # fmt: skip
+        model = cls(
+            state["base_vertices"], state["faces"], state["uv"], state["uv_faces"], TextureMaterial(textures),
+            EnvironmentLight(light, state["light.base"]),
+        )  # fmt: skip
+        model.load_state_dict(state)
+        return model
+
     @property
     def vertices(self) -> torch.Tensor:
         return self.base_vertices + self.offsets
@@ -93,56 +109,71 @@ class Stage2Model(nn.Module):
         )  # fmt: skip
 
 
-def train_stage2(
-    model: Stage2Model, dataset: MultiViewDataset, config: Stage2Config, writer: SummaryWriter | None = None,
-    seed: int = 0, progress: bool = True, step_offset: int = 0, context: DistributedContext | None = None,
-) -> dict[str, float]:  # fmt: skip
-    """Optimize textures and light (and vertices when enabled); returns the last step's terms (means over
-    the ranks under torchrun, where each rank renders its share of every batch)."""
-    context = context or DistributedContext()
-    context.check_batch_size(config.batch_size, "stage2.batch_size")
-    network = context.wrap(model)
-    material = model.material
-    textures = [material.base_color, material.roughness_metallic]
-    groups = [
-        {"params": textures, "lr": config.texture_lr},
-        {"params": model.light.parameters(), "lr": config.light_lr},
-    ]
-    if material.normal_map is not None:
-        groups.append({"params": [material.normal_map], "lr": config.normal_lr})
-    if config.optimize_vertices:
-        groups.append({"params": [model.offsets], "lr": config.vertex_lr})
-    optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
-    generator = torch.Generator().manual_seed(seed)
-    terms: dict[str, float] = {}
-    bar = tqdm(range(config.steps), disable=not (progress and context.is_main), unit="step", desc="stage 2")
-    for step in bar:
-        batch = context.shard(dataset.sample(config.batch_size, generator))
-        out = network(batch)
+class Stage2Trainer(TrainingLoop):
+    """Stage 2: textures and light (and vertex offsets when enabled) at a fixed topology, no learning-rate
+    decay; checkpoints in ``run_dir/checkpoints/stage2``, TensorBoard steps after stage 1's ``step_offset``.
+    """
+
+    name = "stage 2"
+    config_key = "stage2"
+
+    def __init__(
+        self, model: Stage2Model, dataset: MultiViewDataset, config: Stage2Config, settings: TrainConfig,
+        run_dir: Path, context: DistributedContext | None = None, step_offset: int = 0,
+    ):  # fmt: skip
+        groups = [
+            {"params": [model.material.base_color, model.material.roughness_metallic],
+             "lr": config.texture_lr, "name": "textures"},
+            {"params": model.light.parameters(), "lr": config.light_lr, "name": "light"},
+        ]  # fmt: skip
+        if model.material.normal_map is not None:
+            groups.append(
+                {"params": [model.material.normal_map], "lr": config.normal_lr, "name": "normal_map"}
+            )
+        if config.optimize_vertices:
+            groups.append({"params": [model.offsets], "lr": config.vertex_lr, "name": "vertices"})
+        optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+        super().__init__(
+            model, dataset, config, settings, optimizer, Path(run_dir), stage2_checkpoint_dir(run_dir),
+            context, step_offset=step_offset,
+        )  # fmt: skip
+        self.model = model
+
+    def compute(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        config, model = self.config, self.model
+        out = self.network(batch)
         image = image_loss(out.rgb, batch.images, config.image)
         mask = mask_loss(out.alpha, batch.masks)
         loss = image + config.mask_weight * mask
         if config.optimize_vertices:
             loss = loss + config.laplacian_weight * laplacian_loss(model.vertices, model.faces)
-        if material.normal_map is not None and config.normal_smoothness_weight > 0:
-            loss = loss + config.normal_smoothness_weight * material.normal_smoothness()
-        terms = context.mean(
-            {
-                "image": float(image.detach()),
-                "mask": float(mask.detach()),
-                "loss": float(loss.detach()),
-                "psnr": float(psnr(out.rgb.detach().clamp(0, 1), batch.images.clamp(0, 1))),
-            }
-        )
-        if not math.isfinite(terms["loss"]):
-            raise TrainingError(f"stage 2, step {step}: the loss is not finite; lower stage2 learning rates")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        model.material.clamp_()
-        model.light.clamp_()
-        bar.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}")
-        if writer is not None and (step % 10 == 0 or step == config.steps - 1):
-            for name, value in terms.items():
-                writer.add_scalar(f"stage2/{name}", value, step_offset + step)
-    return terms
+        if model.material.normal_map is not None and config.normal_smoothness_weight > 0:
+            loss = loss + config.normal_smoothness_weight * model.material.normal_smoothness()
+        terms = {
+            "image": float(image.detach()),
+            "mask": float(mask.detach()),
+            "psnr": float(psnr(out.rgb.detach().clamp(0, 1), batch.images.clamp(0, 1))),
+        }
+        return loss, terms
+
+    def after_step(self) -> None:
+        self.model.material.clamp_()
+        self.model.light.clamp_()
+
+    def preview(self, batch: Batch) -> RenderOutput:
+        return self.model.render(batch)
+
+
+def stage2_checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "stage2"
+
+
+def train_stage2(
+    model: Stage2Model, dataset: MultiViewDataset, config: Stage2Config, run_dir: Path,
+    settings: TrainConfig | None = None, context: DistributedContext | None = None, step_offset: int = 0,
+) -> dict[str, float]:  # fmt: skip
+    """Optimize textures and light (and vertices when enabled) for ``config.steps`` steps; returns the last
+    step's terms (means over the ranks under torchrun, where each rank renders its share of every batch).
+    """
+    trainer = Stage2Trainer(model, dataset, config, settings or TrainConfig(), run_dir, context, step_offset)
+    return trainer.fit()

@@ -1,33 +1,29 @@
-"""Stage-1 training loop: optimizer groups with decay, progress bar, TensorBoard, checkpoints, resume.
+"""Stage 1 and the run's training settings: optimizer groups with decay, coarse-to-fine hash levels.
 
     trainer = Trainer(model, dataset, TrainConfig(steps=1000), run_dir)
     trainer.fit()            # resumes from run_dir/checkpoints when TrainConfig.resume is set
 
-A non-finite loss stops training with :class:`TrainingError` (the last good checkpoint stays); Ctrl-C
-writes a checkpoint before leaving. Under torchrun pass a :class:`recon.distributed.DistributedContext`:
-each rank renders its share of every batch and only rank 0 writes (TensorBoard, checkpoints).
+The loop itself (progress, TensorBoard, checkpoints, resume, NaN guard, Ctrl-C / SIGTERM) is
+:class:`recon.loop.TrainingLoop`, shared with stage 2. Under torchrun pass a
+:class:`recon.distributed.DistributedContext`: each rank renders its share of every batch and only rank 0
+writes (TensorBoard, checkpoints).
 """
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
-from data.dataset import MultiViewDataset
-from data.images import linear_to_srgb
-from recon.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from data.dataset import Batch, MultiViewDataset
 from recon.distributed import DistributedContext
+from recon.errors import ConfigError, TrainingError
+from recon.loop import TrainingLoop
 from recon.model import LossConfig, ReconstructionModel
+from render.renderer import RenderOutput
 
-
-class TrainingError(RuntimeError):
-    """Training cannot continue (e.g. a non-finite loss); the message is one line."""
+__all__ = ["OptimizerConfig", "TrainConfig", "Trainer", "TrainingError", "make_optimizer"]
 
 
 @dataclass
@@ -45,7 +41,8 @@ class OptimizerConfig:
 
 @dataclass
 class TrainConfig:
-    """The loop's settings."""
+    """Stage 1's settings, and the loop settings every stage shares (seed, logging, checkpoints,
+    resume, progress)."""
 
     steps: int = 1000
     batch_size: int = 4
@@ -60,7 +57,15 @@ class TrainConfig:
     log_every: int = 10
     image_every: int = 200
     checkpoint_every: int = 250
+    """Write a checkpoint every this many steps (0: only by time, at the end and when stopped)."""
+    checkpoint_minutes: float = 5.0
+    """Also write one when this many minutes of wall time passed since the last (0: off), so that a
+    slow run never loses more."""
+    keep_checkpoints: int = 3
+    """Keep the newest this many checkpoints of each stage (0: all)."""
     resume: bool = False
+    """Continue the run in the output folder from where it stopped: stage 1, stage 2, export or
+    evaluation; finished work is not redone."""
     progress: bool = True
 
 
@@ -77,7 +82,12 @@ def make_optimizer(model: ReconstructionModel, config: OptimizerConfig) -> torch
     )
 
 
-class Trainer:
+class Trainer(TrainingLoop):
+    """Stage 1: the SDF network, material MLP and light, through marching cubes, with the learning rates
+    decaying exponentially and the hash-grid levels enabled coarse to fine."""
+
+    name = "stage 1"
+
     def __init__(
         self,
         model: ReconstructionModel,
@@ -86,153 +96,42 @@ class Trainer:
         run_dir: Path,
         context: DistributedContext | None = None,
     ):
-        self.model, self.dataset, self.config = model, dataset, config
-        self.run_dir = Path(run_dir)
-        self.context = context or DistributedContext()
-        self.context.check_batch_size(config.batch_size, "train.batch_size")
         if config.start_levels < 0 or config.steps_per_level < 1:
-            raise ValueError("train: start_levels must be >= 0 and steps_per_level >= 1")
-        self.network = self.context.wrap(model)  # the model itself, or its DistributedDataParallel
-        self.optimizer = make_optimizer(model, config.optimizer)
+            raise ConfigError("train: start_levels must be >= 0 and steps_per_level >= 1")
+        optimizer = make_optimizer(model, config.optimizer)
         decay = config.optimizer.final_lr_fraction ** (1 / max(config.steps, 1))
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, decay)
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.step = 0
-        self.writer: SummaryWriter | None = None
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
-
-    def state(self) -> dict:
-        return {
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "generator": self.generator.get_state(),
-            "rng": torch.get_rng_state(),
-        }
-
-    def save(self) -> Path:
-        """Write ``checkpoints/step_<step>.pt`` (rank 0 only; every rank gets the path)."""
-        path = self.checkpoint_dir / f"step_{self.step}.pt"
-        if self.context.is_main:
-            save_checkpoint(path, self.state())
-        return path
-
-    def restore(self, path: Path | None = None) -> bool:
-        """Load the given (or latest) checkpoint; False when there is none."""
-        path = path or latest_checkpoint(self.checkpoint_dir)
-        if path is None:
-            return False
-        state = load_checkpoint(
-            path, required=("step", "model", "optimizer", "scheduler", "generator", "rng")
-        )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["rng"])
-        self.step = state["step"]
-        self._schedule_levels(max(self.step - 1, 0))  # the levels of the last step trained (for exports)
-        return True
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, decay)
+        super().__init__(
+            model, dataset, config, config, optimizer, Path(run_dir), Path(run_dir) / "checkpoints", context,
+            scheduler,
+        )  # fmt: skip
+        self.model = model
 
     def _schedule_levels(self, step: int) -> None:
         """Coarse to fine: the hash-grid levels active at ``step`` (every level when off)."""
         if self.config.start_levels > 0:
             self.model.sdf.set_active_levels(self.config.start_levels + step // self.config.steps_per_level)
 
-    def _check_parameters(self) -> None:
-        for name, parameter in self.model.named_parameters():
-            if not bool(torch.isfinite(parameter).all()):
-                raise TrainingError(
-                    f"step {self.step}: parameter {name} is not finite; the last good checkpoint is in "
-                    f"{self.checkpoint_dir} (lower the learning rates and resume)"
-                )
-
-    def train_step(self) -> dict[str, float]:
-        self._check_parameters()
+    def before_step(self) -> None:
         self._schedule_levels(self.step)
-        batch = self.context.shard(self.dataset.sample(self.config.batch_size, self.generator))
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self._schedule_levels(max(self.step - 1, 0))  # the levels of the last step trained (for exports)
+
+    def compute(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         result = self.network(batch, self.config.losses, self.step, self.generator)
-        terms = self.context.mean(dict(result.terms, loss=float(result.loss.detach())))
-        if not math.isfinite(terms["loss"]):
-            raise TrainingError(
-                f"step {self.step}: the loss is not finite ({terms['loss']}); the last good checkpoint "
-                f"is in {self.checkpoint_dir} (lower the learning rates and resume)"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        result.loss.backward()  # under DDP this also averages the gradients over the ranks
-        self.optimizer.step()
-        self.scheduler.step()
+        return result.loss, result.terms
+
+    def after_step(self) -> None:
         self.model.light.clamp_()
-        self.step += 1
-        return terms
 
-    def _log(self, terms: dict[str, float], seconds: float) -> None:
-        if self.writer is None:
-            return
-        for name, value in terms.items():
-            self.writer.add_scalar(
-                f"{'loss' if name not in ('psnr', 'triangles') else 'train'}/{name}", value, self.step
-            )
-        self.writer.add_scalar("train/step_seconds", seconds, self.step)
-        for group in self.optimizer.param_groups:
-            self.writer.add_scalar(f"lr/{group['name']}", group["lr"], self.step)
+    def preview(self, batch: Batch) -> RenderOutput:
+        vertices, faces, _ = self.model.extract()
+        return self.model.render(batch, vertices, faces)
 
-    def _log_images(self) -> None:
-        if self.writer is None:
-            return
-        with torch.no_grad():
-            batch = self.dataset.batch([0], torch.Generator().manual_seed(0))  # leaves the RNGs alone
-            batch = batch.to(self.context.device)
-            vertices, faces, _ = self.model.extract()
-            out = self.model.render(batch, vertices, faces)
-            side = linear_to_srgb(torch.cat((out.rgb[0], batch.images[0]), 1))
-            self.writer.add_image("render/rendered_vs_reference", side, self.step, dataformats="HWC")
-            self.writer.add_image("render/normals", (out.normal[0] + 1) / 2, self.step, dataformats="HWC")
-            material = out.material[0].clamp(0, 1)
-            images = {
-                "base_color": linear_to_srgb(material[..., :3]),
-                "roughness": material[..., 3:4],
-                "metallic": material[..., 4:5],
-            }
-            for name, image in images.items():
-                self.writer.add_image(f"material/{name}", image, self.step, dataformats="HWC")
-            light = linear_to_srgb(self.model.light.to_latlong(64))
-            self.writer.add_image("light/environment", light, self.step, dataformats="HWC")
+    def scalar_tag(self, name: str) -> str:
+        return f"{'train' if name in ('psnr', 'triangles', 'step_seconds') else 'loss'}/{name}"
 
-    def fit(self) -> dict[str, float]:
-        """Train to ``config.steps``; returns the last step's terms."""
-        if self.config.resume:
-            self.restore()
-        main = self.context.is_main
-        self.writer = SummaryWriter(str(self.run_dir / "tb")) if main else None
-        terms: dict[str, float] = {}
-        show = self.config.progress and main
-        bar = tqdm(total=self.config.steps, initial=self.step, disable=not show, unit="step")
-        try:
-            while self.step < self.config.steps:
-                start = time.perf_counter()
-                terms = self.train_step()
-                seconds = time.perf_counter() - start
-                if self.step % self.config.log_every == 0 or self.step == self.config.steps:
-                    self._log(terms, seconds)
-                if self.config.image_every and self.step % self.config.image_every == 0:
-                    self._log_images()
-                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
-                    self.save()
-                bar.set_postfix(
-                    loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}", tris=int(terms["triangles"])
-                )
-                bar.update(1)
-        except KeyboardInterrupt:
-            self.save()
-            raise
-        finally:
-            bar.close()
-            if self.writer is not None:
-                self.writer.close()
-        self.save()
-        return terms
+    def _postfix(self) -> dict[str, str]:
+        return dict(super()._postfix(), tris=str(int(self.terms["triangles"])))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -141,7 +142,7 @@ def test_help_lists_the_keys():
 
 def test_bad_texture_resolution(tmp_path):
     error = one_line_error(train(tmp_path, "export.texture_resolution=1000", *TINY[1:], *TINY_SYNTHETIC))
-    assert "export.texture_resolution must be a power of two" in error
+    assert "train.py: export.texture_resolution=1000: expected a power of two >= 8" in error
 
 
 def _scalars(run_dir: Path, tag: str) -> dict[int, float]:
@@ -262,3 +263,116 @@ def test_short_reconstruction_in_blender(short_run, report):
     assert scores["glb_mirrored_probe_psnr"] < scores["glb_psnr"] - 0.1
     for low, high in zip(scores["glb_bounds"], scores["obj_bounds"], strict=True):
         assert low == pytest.approx(high, abs=1e-4)
+
+
+def test_bad_values_end_with_one_line(tmp_path):
+    tiny = [argument for argument in TINY if not argument.startswith("train.steps=")]
+    error = one_line_error(train(tmp_path / "run", *tiny, *TINY_SYNTHETIC, "train.steps=-3"))
+    assert "train.py: train.steps=-3: expected an integer >= 1" in error
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    error = one_line_error(train(tmp_path / "run", "stage2.image=l3", *TINY, *TINY_SYNTHETIC))
+    assert "train.py: stage2.image='l3': expected one of" in error
+
+
+def test_run_folder_that_cannot_be_created(tmp_path):
+    error = one_line_error(train(Path("/proc/a_run"), *TINY, *TINY_SYNTHETIC))
+    assert "train.py: /proc/a_run: output folder is not writable" in error
+
+
+def test_a_new_run_refuses_to_start_over_an_earlier_ones_checkpoints(tmp_path):
+    checkpoint = tmp_path / "checkpoints" / "step_5.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"an earlier run")
+    error = one_line_error(train(tmp_path, *TINY, *TINY_SYNTHETIC))
+    assert "holds the checkpoints of an earlier run; continue it with train.resume=true" in error
+    assert checkpoint.read_bytes() == b"an earlier run"
+
+
+def test_sigterm_saves_a_checkpoint(tmp_path):
+    """`kill PID` (SIGTERM) in stage 1: the step in progress ends, a checkpoint is written, one line says
+    where, exit status 143; the checkpoint resumes."""
+    arguments = [*TINY, *TINY_SYNTHETIC, "train.steps=100000", "train.checkpoint_every=0"]
+    arguments += ["train.checkpoint_minutes=1e-6", "train.keep_checkpoints=1"]  # one at every step
+    process = subprocess.Popen(
+        [sys.executable, "train.py", f"hydra.run.dir={tmp_path}", *arguments],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(process, tmp_path / "checkpoints", "step_*.pt")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("train.py:")]
+    assert "stopped by SIGTERM in stage 1 after step" in line and "continue with train.resume=true" in line
+    step = int(line.split("after step ")[1].split(";")[0])
+    assert (tmp_path / "checkpoints" / f"step_{step}.pt").is_file()
+    from recon.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "checkpoints" / f"step_{step}.pt")["step"] == step
+
+
+def wait_for(process: subprocess.Popen, folder: Path, pattern: str, timeout: float = 300) -> Path:
+    """The first file matching ``pattern`` in ``folder``, polled while ``process`` runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found[0]
+        assert process.poll() is None, f"the run ended first: {process.communicate()[1][-2000:]}"
+        time.sleep(0.005)
+    process.kill()
+    raise AssertionError(f"no {pattern} in {folder} after {timeout} s")
+
+
+def asset_files(run_dir: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((run_dir / "mesh").iterdir())}
+
+
+def test_killed_in_stage_2_resumes_to_the_same_asset(tmp_path):
+    """SIGKILL (no chance to save) in stage 2, then `train.resume=true`: stage 1 and its export are not
+    redone, stage 2 continues from its newest checkpoint (a truncated newer one is named and skipped),
+    and the final asset equals an uninterrupted run's byte for byte (one thread: bitwise reproducible).
+    Resuming a finished run redoes nothing; one stopped in evaluation only evaluates."""
+    arguments = [*TINY, *TINY_SYNTHETIC, "train.steps=4", "stage2.steps=150", "train.checkpoint_every=5"]
+    straight = train(tmp_path / "straight", *arguments, threads=1)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "train.py", f"hydra.run.dir={run_dir}", *arguments],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    wait_for(process, run_dir / "checkpoints" / "stage2", "step_10.pt")
+    process.kill()
+    process.communicate(timeout=60)
+    assert not (run_dir / "mesh").exists()
+    stage1_asset = {path.name: path.stat().st_mtime_ns for path in (run_dir / "stage1_mesh").iterdir()}
+    stage1_checkpoint = (run_dir / "checkpoints" / "step_4.pt").stat().st_mtime_ns
+    stage2_dir = run_dir / "checkpoints" / "stage2"
+    newest = max(stage2_dir.glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
+    (stage2_dir / "step_149.pt").write_bytes(newest.read_bytes()[:5000])  # a truncated newer checkpoint
+    resumed = train(run_dir, *arguments, "train.resume=true", threads=1)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"warning: {stage2_dir / 'step_149.pt'}: corrupt checkpoint" in resumed.stderr
+    assert (stage2_dir / "step_149.pt").stat().st_size == 5000  # kept, not deleted
+    assert asset_files(run_dir) == asset_files(tmp_path / "straight")
+    assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "stage1_mesh").iterdir()} == stage1_asset
+    assert (run_dir / "checkpoints" / "step_4.pt").stat().st_mtime_ns == stage1_checkpoint
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert metrics.pop("reference_mesh") != expected.pop("reference_mesh")  # each run's own copy
+    assert metrics == expected
+
+    exported = {p.name: p.stat().st_mtime_ns for p in (run_dir / "mesh").iterdir()}
+    checkpoints = {p: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").rglob("*.pt")}
+    progress = json.loads((run_dir / "progress.json").read_text())
+    del progress["finished"]["metrics"]  # as if stopped during the evaluation
+    (run_dir / "progress.json").write_text(json.dumps(progress))
+    (run_dir / "metrics.json").unlink()
+    again = train(run_dir, *arguments, "train.resume=true", threads=1)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert dict(json.loads((run_dir / "metrics.json").read_text()), reference_mesh=None) == dict(
+        metrics, reference_mesh=None
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "mesh").iterdir()} == exported
+    assert {p: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").rglob("*.pt")} == checkpoints

@@ -1,4 +1,4 @@
-"""Mesh utilities: normals, adjacency, floaters, xatlas UVs, OBJ reading."""
+"""Mesh utilities: normals, adjacency, floaters, xatlas UVs, OBJ reading and writing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from geometry.mesh import (
     unwrap_uv,
     vertex_normals,
 )
-from geometry.obj import MeshFileError, read_obj
+from geometry.obj import MeshFileError, obj_text, read_obj, write_obj
 from geometry.primitives import uv_sphere
 
 
@@ -90,6 +90,28 @@ def test_read_obj(tmp_path):
     mesh = read_obj(path)
     assert mesh.faces.tolist() == [[0, 1, 2], [0, 2, 3]] and mesh.uv_faces.tolist() == [[0, 1, 2], [0, 2, 3]]
     assert mesh.vertices.shape == (4, 3) and mesh.uv.shape == (4, 2)
+
+
+@pytest.mark.parametrize("parts", [(), ("uv",), ("normals",), ("uv", "normals")])
+def test_write_obj_round_trips(tmp_path, parts):
+    vertices, faces = sphere_mesh(4, 8)
+    uv, uv_faces = torch.rand(len(faces) * 3, 2), torch.arange(len(faces) * 3).reshape(-1, 3)
+    extra = {"uv": uv, "uv_faces": uv_faces} if "uv" in parts else {}
+    if "normals" in parts:
+        extra["normals"] = vertex_normals(vertices, faces)
+    write_obj(tmp_path / "m.obj", vertices, faces, **extra, material_library="m.mtl", material="m0")
+    text = (tmp_path / "m.obj").read_text()
+    assert text == obj_text(vertices, faces, **extra, material_library="m.mtl", material="m0")
+    assert text.startswith("mtllib m.mtl\n") and "\nusemtl m0\n" in text
+    corner = text.split("\nf ", 1)[1].split()[0]
+    assert corner.count("/") == {(): 0, ("uv",): 1}.get(parts, 2) and ("//" in corner) == (
+        parts == ("normals",)
+    )
+    mesh = read_obj(tmp_path / "m.obj")
+    assert torch.allclose(mesh.vertices, vertices, atol=1e-6) and torch.equal(mesh.faces, faces)
+    if "uv" in parts:
+        assert torch.allclose(mesh.uv, uv, atol=1e-6) and torch.equal(mesh.uv_faces, uv_faces)
+    assert not list(tmp_path.glob(".*tmp"))
 
 
 @pytest.mark.parametrize(

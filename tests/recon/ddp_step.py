@@ -49,8 +49,9 @@ def one_step(scene: Path, run_dir: Path, context: DistributedContext) -> dict:
     if context.is_main:  # xatlas and baking once; DDP-style broadcast of the result to the other ranks
         stage2 = Stage2Model.from_stage1(model, texture_resolution=32, min_component_fraction=0.05)
     stage2 = context.broadcast(stage2)
+    settings = TrainConfig(progress=False)
     stage2_terms = train_stage2(
-        stage2, dataset, Stage2Config(steps=1, batch_size=BATCH), progress=False, context=context
+        stage2, dataset, Stage2Config(steps=1, batch_size=BATCH), run_dir, settings, context
     )
     return {
         "stage1_terms": stage1_terms,

@@ -14,6 +14,7 @@ from recon.export import export_asset
 from recon.stage2 import Stage2Config, Stage2Model, train_stage2
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.texture_material import TextureMaterial
+from recon.trainer import TrainConfig
 
 
 def test_textures_learn_the_base_colour(tmp_path, report):
@@ -33,7 +34,7 @@ def test_textures_learn_the_base_colour(tmp_path, report):
     textures = bake_textures(wrong, vertices, faces, uv, uv_faces, resolution=128)
     model = Stage2Model(vertices, faces, uv, uv_faces, TextureMaterial(textures), synthetic.light)
     stage2 = Stage2Config(steps=60, batch_size=3, texture_lr=3e-2, light_lr=0.0)
-    terms = train_stage2(model, dataset, stage2, progress=False)
+    terms = train_stage2(model, dataset, stage2, tmp_path / "run", TrainConfig(progress=False))
     learned = model.material.base_color.detach()[0][textures.covered]
     error = float((learned - 0.6).abs().mean())
     mean = float(learned.mean())

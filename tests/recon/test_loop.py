@@ -1,0 +1,168 @@
+"""The training loop both stages share: stage-2 checkpoints and exact resume, checkpoints by wall time,
+SIGTERM stopping after a whole step, corrupt checkpoints skipped in favour of the previous good one."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from data.dataset import MultiViewDataset
+from recon.checkpoint import CheckpointError
+from recon.errors import Interrupted
+from recon.loop import newest_state, stop_signals
+from recon.model import ModelConfig, ReconstructionModel
+from recon.stage2 import Stage2Config, Stage2Model, Stage2Trainer
+from recon.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.trainer import TrainConfig, Trainer
+from render.light import EnvironmentLightConfig
+
+LIGHT = EnvironmentLightConfig(resolution=16)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    config = SyntheticConfig(
+        n_train=4, n_val=0, n_test=0, resolution=32, mesh_resolution=32, light_resolution=16
+    )
+    synthetic = make_synthetic_scene(tmp_path_factory.mktemp("scene"), config)
+    return MultiViewDataset(synthetic.scene, "train", background="random")
+
+
+@pytest.fixture(scope="module")
+def textured(dataset):
+    """A stage-2 model made from a briefly trained stage-1 model (xatlas and baking once per module)."""
+    torch.manual_seed(0)
+    model = ReconstructionModel(ModelConfig(light=LIGHT))
+    Trainer(model, dataset, settings(steps=3), "/nonexistent").train_step()
+    return Stage2Model.from_stage1(model, texture_resolution=32, min_component_fraction=0.05)
+
+
+def settings(**changes) -> TrainConfig:
+    config = TrainConfig(batch_size=2, progress=False, log_every=1, image_every=2, checkpoint_every=2)
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+def stage2(textured, dataset, run_dir, steps: int, **changes) -> Stage2Trainer:
+    model = Stage2Model.from_state(textured.state_dict(), LIGHT)  # a fresh copy of the same start
+    return Stage2Trainer(
+        model, dataset, Stage2Config(steps=steps, batch_size=2), settings(**changes), run_dir
+    )
+
+
+def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for name, value in a.state_dict().items():
+        assert torch.equal(b.state_dict()[name], value), name
+
+
+def test_stage2_model_round_trips_through_its_state(textured):
+    copy = Stage2Model.from_state(textured.state_dict(), LIGHT)
+    assert_same_state(textured, copy)
+    assert copy.material.normal_map is None
+
+
+def test_stage2_resumes_exactly(textured, dataset, tmp_path, one_thread):
+    straight = stage2(textured, dataset, tmp_path / "straight", 5)
+    straight.fit()
+    first = stage2(textured, dataset, tmp_path / "split", 3)
+    first.fit()  # checkpoints at steps 2 and 3, as if the run had been stopped there
+    assert sorted(p.name for p in (tmp_path / "split" / "checkpoints" / "stage2").glob("*.pt")) == [
+        "step_2.pt",
+        "step_3.pt",
+    ]
+    resumed = stage2(textured, dataset, tmp_path / "split", 5, resume=True)
+    resumed.fit()
+    assert resumed.step == 5 and resumed.terms == straight.terms
+    assert_same_state(straight.model, resumed.model)
+    assert_same_state_dicts(straight.optimizer.state_dict(), resumed.optimizer.state_dict())
+
+
+def assert_same_state_dicts(a: dict, b: dict) -> None:
+    for key, (x, y) in enumerate(zip(a["state"].values(), b["state"].values(), strict=True)):
+        for name in x:
+            assert torch.equal(torch.as_tensor(x[name]), torch.as_tensor(y[name])), (key, name)
+
+
+def test_checkpoints_by_wall_time_and_pruning(textured, dataset, tmp_path):
+    loop = stage2(
+        textured, dataset, tmp_path, 5, checkpoint_every=0, checkpoint_minutes=1e-9, keep_checkpoints=2
+    )
+    loop.fit()  # every step is "minutes" after the last checkpoint
+    names = sorted(p.name for p in loop.checkpoint_dir.glob("*.pt"))
+    assert names == ["step_4.pt", "step_5.pt"]
+
+
+class SignalledTrainer(Stage2Trainer):
+    """Sends itself SIGTERM during step ``at`` (as ``kill PID`` would)."""
+
+    at = 2
+
+    def compute(self, batch):
+        if self.step == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().compute(batch)
+
+
+def test_sigterm_ends_the_step_saves_and_resumes_exactly(textured, dataset, tmp_path, one_thread):
+    straight = stage2(textured, dataset, tmp_path / "straight", 6)
+    straight.fit()
+    model = Stage2Model.from_state(textured.state_dict(), LIGHT)
+    config = Stage2Config(steps=6, batch_size=2)
+    stopped = SignalledTrainer(model, dataset, config, settings(checkpoint_every=0), tmp_path / "stopped")
+    with pytest.raises(
+        Interrupted, match="stopped by SIGTERM in stage 2 after step 3; checkpoint .*step_3.pt"
+    ):
+        stopped.fit()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone again
+    resumed = stage2(textured, dataset, tmp_path / "stopped", 6, resume=True)
+    resumed.fit()
+    assert_same_state(straight.model, resumed.model)
+
+
+def test_a_second_signal_stops_at_once_without_a_checkpoint():
+    with pytest.raises(Interrupted, match="stopped by SIGINT"), stop_signals(defer=True) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop["pending"] == "SIGTERM"
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_corrupt_newest_checkpoint_is_skipped_and_kept(textured, dataset, tmp_path, capsys):
+    loop = stage2(textured, dataset, tmp_path, 4)
+    loop.fit()
+    newest = loop.checkpoint_dir / "step_9.pt"
+    newest.write_bytes((loop.checkpoint_dir / "step_4.pt").read_bytes()[:1000])  # truncated
+    assert newest_state(loop.checkpoint_dir)["step"] == 4
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith("warning: ") and "step_9.pt: corrupt checkpoint" in warning
+    assert "resuming from step_4.pt instead" in warning and "\n" not in warning
+    assert newest.stat().st_size == 1000
+    for path in loop.checkpoint_dir.glob("step_[0-8].pt"):
+        path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="step_9.pt: corrupt checkpoint"):
+        newest_state(loop.checkpoint_dir)
+
+
+def test_stage2_tensorboard_follows_stage1_on_one_time_axis(textured, dataset, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = Stage2Model.from_state(textured.state_dict(), LIGHT)
+    config = Stage2Config(steps=2, batch_size=2)
+    Stage2Trainer(model, dataset, config, settings(), tmp_path, step_offset=100).fit()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    scalars, images = set(events.Tags()["scalars"]), set(events.Tags()["images"])
+    assert {
+        "stage2/loss",
+        "stage2/image",
+        "stage2/mask",
+        "stage2/psnr",
+        "lr/textures",
+        "lr/vertices",
+    } <= scalars
+    assert [event.step for event in events.Scalars("stage2/loss")] == [101, 102]
+    assert {"render/rendered_vs_reference", "material/base_color", "light/environment"} <= images
+    assert [event.step for event in events.Images("render/rendered_vs_reference")] == [102]
