@@ -149,13 +149,15 @@ class TrainingLoop:
         }
 
     def save(self) -> Path:
-        """Write ``step_<step>.pt`` (rank 0 only; every rank gets the path) and keep the newest
-        ``settings.keep_checkpoints`` of them."""
+        """Write ``step_<step>.pt`` (rank 0 only; every rank gets the path) and keep it with the newest
+        ``settings.keep_checkpoints - 1`` earlier ones (files numbered after it, e.g. a corrupt leftover,
+        are neither deleted nor counted)."""
         path = self.checkpoint_dir / f"step_{self.step}.pt"
         if self.context.is_main and self._saved_step != self.step:
             save_checkpoint(path, self.state())
             keep = self.settings.keep_checkpoints
-            for old in checkpoints_newest_first(self.checkpoint_dir)[keep:] if keep > 0 else []:
+            older = [p for p in checkpoints_newest_first(self.checkpoint_dir) if int(p.stem[5:]) < self.step]
+            for old in older[keep - 1 :] if keep > 0 else []:  # never this one, nor a later-numbered file
                 old.unlink(missing_ok=True)
         self._saved_step = self.step
         self._saved_at = time.monotonic()

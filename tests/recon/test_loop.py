@@ -166,3 +166,12 @@ def test_stage2_tensorboard_follows_stage1_on_one_time_axis(textured, dataset, t
     assert [event.step for event in events.Scalars("stage2/loss")] == [101, 102]
     assert {"render/rendered_vs_reference", "material/base_color", "light/environment"} <= images
     assert [event.step for event in events.Images("render/rendered_vs_reference")] == [102]
+
+
+def test_pruning_never_deletes_the_new_checkpoint_for_a_later_numbered_file(textured, dataset, tmp_path):
+    leftover = tmp_path / "checkpoints" / "stage2" / "step_99.pt"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"corrupt leftover")
+    loop = stage2(textured, dataset, tmp_path, 3, checkpoint_every=1, keep_checkpoints=1)
+    loop.fit()
+    assert sorted(p.name for p in loop.checkpoint_dir.glob("*.pt")) == ["step_3.pt", "step_99.pt"]
