@@ -1,4 +1,5 @@
-"""Triangle-mesh utilities: normals, adjacency, cleanup of floating pieces, UV unwrapping (xatlas)."""
+"""Triangle-mesh utilities: normals, adjacency, cleanup of floating pieces, quadric decimation
+(fast-simplification), UV unwrapping (xatlas)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,33 @@ def remove_small_components(
     area.index_add_(0, labels, face_areas(vertices.detach(), faces))
     keep = area[labels] >= min_area_fraction * area.max()
     return compact(vertices, faces[keep])
+
+
+def decimate(
+    vertices: torch.Tensor, faces: torch.Tensor, max_faces: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``max_faces`` faces by quadric edge collapse (Garland-Heckbert, through the
+    fast-simplification library); a mesh already within budget, or ``max_faces`` 0, is returned as is.
+
+    Returns new vertices [V', 3] (not differentiable: collapses move vertices) and faces [F', 3] int64,
+    with the winding kept, no degenerate faces and no unused vertices.
+    """
+    if max_faces <= 0 or faces.shape[0] <= max_faces:
+        return vertices, faces
+    import fast_simplification
+
+    points, triangles = fast_simplification.simplify(
+        vertices.detach().cpu().double().numpy(), faces.detach().cpu().numpy().astype(np.int64),
+        target_count=max_faces,
+    )  # fmt: skip
+    triangles = triangles.astype(np.int64)
+    corners = triangles[:, [0, 1, 2]]
+    distinct = (
+        (corners[:, 0] != corners[:, 1]) & (corners[:, 1] != corners[:, 2]) & (corners[:, 2] != corners[:, 0])
+    )
+    new_vertices = torch.as_tensor(points, dtype=vertices.dtype, device=vertices.device)
+    new_faces = torch.as_tensor(triangles[distinct], device=faces.device)
+    return compact(new_vertices, new_faces)
 
 
 def unwrap_uv(

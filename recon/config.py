@@ -53,6 +53,9 @@ class ExportConfig:
     """Side of the square PBR textures (pixels)."""
     min_component_fraction: float = 0.05
     """Floating pieces smaller than this fraction of the largest one's area are removed."""
+    max_faces: int = 200_000
+    """Face budget of the asset: a larger stage-1 mesh is decimated (quadric edge collapse) before UV
+    unwrapping and stage 2; 0 keeps every face."""
 
 
 @dataclass
@@ -108,6 +111,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("stage2.image", lambda v: v in IMAGE_LOSSES, f"one of {', '.join(IMAGE_LOSSES)}"),
     ("export.texture_resolution", _power_of_two, "a power of two >= 8 (mipmaps)"),
     ("export.min_component_fraction", lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+    ("export.max_faces", lambda v: v == 0 or v >= 4, "0 (no limit) or an integer >= 4"),
     ("dataset.format", lambda v: v == "auto" or v in FORMATS, f"auto or one of {', '.join(FORMATS)}"),
     ("dataset.test_every", lambda v: v >= 1, "an integer >= 1"),
     ("dataset.downscale", lambda v: v > 0, "a factor > 0"),

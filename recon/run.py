@@ -145,6 +145,7 @@ def textured_model(
             config.export.texture_resolution,
             config.export.min_component_fraction,
             normal_map=config.stage2.normal_map or None,
+            max_faces=config.export.max_faces,
         )
         save_checkpoint(path, {"model": textured.state_dict()})
     textured = context.broadcast(textured)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from data.dataset import Batch, MultiViewDataset
-from geometry.mesh import remove_small_components, unwrap_uv
+from geometry.mesh import decimate, remove_small_components, unwrap_uv
 from geometry.regularizers import laplacian_loss
 from recon.bake import Textures, bake_textures
 from recon.distributed import DistributedContext
@@ -65,13 +65,15 @@ class Stage2Model(nn.Module):
     @classmethod
     def from_stage1(
         cls, model: ReconstructionModel, texture_resolution: int, min_component_fraction: float,
-        normal_map: bool | None = None,
+        normal_map: bool | None = None, max_faces: int = 0,
     ):  # fmt: skip
-        """Extract, clean and unwrap the stage-1 mesh and bake its material MLP (``normal_map``: see
+        """Extract and clean the stage-1 mesh, decimate it to at most ``max_faces`` faces (0: keep all),
+        unwrap it and bake its material MLP (``normal_map``: see
         :class:`recon.texture_material.TextureMaterial`)."""
         with torch.no_grad():
             vertices, faces, _ = model.extract()
             vertices, faces = remove_small_components(vertices, faces, min_component_fraction)
+            vertices, faces = decimate(vertices, faces, max_faces)
             uv, uv_faces = unwrap_uv(vertices, faces, resolution=texture_resolution)
             textures = bake_textures(model.material, vertices, faces, uv, uv_faces, texture_resolution)
         light = EnvironmentLight(model.light.config, model.light.base.detach())

@@ -9,6 +9,7 @@ from geometry.marching_cubes import marching_cubes
 from geometry.mesh import (
     compact,
     connected_components,
+    decimate,
     face_adjacency,
     face_areas,
     remove_small_components,
@@ -131,3 +132,32 @@ def test_read_obj_errors_name_the_file(tmp_path, text, message):
     assert "bad.obj" in str(error.value)
     with pytest.raises(MeshFileError, match="missing.obj: cannot read"):
         read_obj(tmp_path / "missing.obj")
+
+
+def signed_volume(vertices, faces):
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    return float((a * torch.cross(b, c, dim=-1)).sum() / 6)
+
+
+def test_decimate_keeps_shape_winding_and_a_closed_surface():
+    axis = torch.linspace(-1, 1, 97)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1)
+    ring = torch.stack((grid[..., :2].norm(dim=-1) - 0.6, grid[..., 2]), -1).norm(dim=-1)
+    vertices, faces = marching_cubes(ring - 0.25)  # a torus, about 38k faces
+    small_v, small_f = decimate(vertices, faces, 3000)
+    assert 2900 <= small_f.shape[0] <= 3000
+    assert int(small_f.max()) == small_v.shape[0] - 1 and small_f.unique().numel() == small_v.shape[0]
+    on_ring = torch.stack((small_v[:, :2].norm(dim=-1) - 0.6, small_v[:, 2]), -1).norm(dim=-1)
+    assert float((on_ring - 0.25).abs().max()) < 0.01  # vertices stay on the true surface
+    exact = 2 * torch.pi**2 * 0.6 * 0.25**2
+    assert signed_volume(small_v, small_f) == pytest.approx(exact, rel=0.01)  # outward winding kept
+    directed = torch.cat((small_f[:, [0, 1]], small_f[:, [1, 2]], small_f[:, [2, 0]]))
+    _, uses = torch.unique(directed, dim=0, return_counts=True)
+    _, undirected = torch.unique(directed.sort(dim=1).values, dim=0, return_counts=True)
+    assert int(uses.max()) == 1 and bool((undirected == 2).all())  # closed, consistently oriented
+
+
+def test_decimate_leaves_a_mesh_within_budget_untouched():
+    vertices, faces = sphere_mesh()
+    assert decimate(vertices, faces, faces.shape[0])[1] is faces
+    assert decimate(vertices, faces, 0)[1] is faces

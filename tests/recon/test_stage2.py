@@ -58,3 +58,19 @@ def test_exported_textures_read_back(tmp_path):
     assert float((loaded.base_color - textures.base_color).abs().max()) < 0.02  # 8-bit sRGB
     assert float((loaded.roughness - textures.roughness).abs().max()) <= 0.5 / 255 + 1e-6
     assert float((loaded.metallic - textures.metallic).abs().max()) <= 0.5 / 255 + 1e-6
+
+
+def test_stage2_model_from_stage1_keeps_to_the_face_budget():
+    from recon.model import ModelConfig, ReconstructionModel
+
+    torch.manual_seed(0)
+    stage1 = ReconstructionModel(ModelConfig())  # its initial SDF: a sphere
+    with torch.no_grad():
+        full = stage1.extract()[1].shape[0]
+    budget = full // 4
+    model = Stage2Model.from_stage1(
+        stage1, texture_resolution=64, min_component_fraction=0.05, max_faces=budget
+    )
+    assert budget * 0.9 <= model.faces.shape[0] <= budget and model.uv_faces.shape == model.faces.shape
+    radius = model.vertices.norm(dim=-1)
+    assert float(radius.max() - radius.min()) < 0.05 * float(radius.mean())  # still the sphere
