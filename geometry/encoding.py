@@ -29,8 +29,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 from torch import nn
-
-from geometry.gather import weighted_gather
+from torch.autograd.function import once_differentiable
 
 BACKENDS = ("auto", "torch", "tcnn")
 _PRIMES = (1, 2654435761, 805459861)
@@ -120,44 +119,88 @@ def level_layout(config: HashGridConfig) -> LevelLayout:
     return LevelLayout(tuple(scales), tuple(resolutions), tuple(sizes), tuple(offsets), tuple(hashed))
 
 
-def hash_grid_corners(
-    x: torch.Tensor, layout: LevelLayout, levels: slice
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Corner table rows and trilinear weights of points ``x`` on a run of levels of one kind.
+def hash_grid_rows(corner: torch.Tensor, layout: LevelLayout) -> torch.Tensor:
+    """Global table rows of the 8 cell corners of every level.
 
     Args:
-        x: [N, 3] positions in [0, 1]; levels: a slice of levels that are all dense or all hashed.
+        corner: [N, L, 3] int32 lower cell corners floor(s_l x + 0.5) of every level.
     Returns:
-        rows [N, L', 8] int64 (global entry index) and weights [N, L', 8] (differentiable in x); corner
-        c = 4 a + 2 b + d is the offset (a, b, d) along (x, y, z).
+        [N, L, 8] int64; corner c = 4 a + 2 b + d is the offset (a, b, d) along (x, y, z).
     """
-    index = range(*levels.indices(len(layout.scale)))
-    device = x.device
-    scale = torch.tensor([layout.scale[i] for i in index], dtype=x.dtype, device=device)
-    pos = x[:, None, :] * scale[None, :, None] + 0.5  # [N, L', 3]
-    corner = pos.detach().floor()
-    frac = pos - corner
+    device = corner.device
+    first_hashed = layout.hashed.index(True) if any(layout.hashed) else len(layout.hashed)
     # int32 throughout: a dense index fits (r^3 <= 2^30), and a hash only needs its low T bits, which
     # wrapping int32 products and xor give exactly.
-    g = corner.to(torch.int32)
-    g = torch.stack((g, g + 1), -1)  # [N, L', 3, 2]
-    if layout.hashed[index[0]]:
-        g = g * torch.tensor(_PRIMES_INT32, dtype=torch.int32, device=device)[:, None]
-        rows = g[:, :, 0, :, None, None] ^ g[:, :, 1, None, :, None] ^ g[:, :, 2, None, None, :]
-        rows = rows.reshape(*rows.shape[:2], 8) & (layout.size[index[0]] - 1)
-    else:
-        res = torch.tensor([layout.resolution[i] for i in index], dtype=torch.int32, device=device)
+    g = torch.stack((corner, corner + 1), -1)  # [N, L, 3, 2]
+    parts = []
+    if first_hashed > 0:
+        res = torch.tensor(layout.resolution[:first_hashed], dtype=torch.int32, device=device)
         stride = torch.stack((torch.ones_like(res), res, res * res), -1)  # [L', 3]
-        g = g * stride[None, :, :, None]
-        rows = g[:, :, 0, :, None, None] + g[:, :, 1, None, :, None] + g[:, :, 2, None, None, :]
-        size = torch.tensor([layout.size[i] for i in index], dtype=torch.int32, device=device)[:, None]
+        d = g[:, :first_hashed] * stride[None, :, :, None]
+        rows = (d[:, :, 0, :, None, None] + d[:, :, 1, None, :, None]) + d[:, :, 2, None, None, :]
         rows = rows.reshape(*rows.shape[:2], 8)
-        rows = torch.where(rows >= size, rows - size, rows)  # corners past the top wrap, as "% size"
-    offset = torch.tensor([layout.offset[i] for i in index], dtype=torch.int32, device=device)
-    rows = (rows + offset[:, None]).long()
-    w = torch.stack((1 - frac, frac), -1)  # [N, L', 3, 2]
-    weights = w[:, :, 0, :, None, None] * w[:, :, 1, None, :, None] * w[:, :, 2, None, None, :]
-    return rows, weights.reshape(*weights.shape[:2], 8)
+        size = torch.tensor(layout.size[:first_hashed], dtype=torch.int32, device=device)[:, None]
+        parts.append(torch.where(rows >= size, rows - size, rows))  # corners past the top wrap ("% size")
+    if first_hashed < len(layout.hashed):
+        h = g[:, first_hashed:] * torch.tensor(_PRIMES_INT32, dtype=torch.int32, device=device)[:, None]
+        rows = (h[:, :, 0, :, None, None] ^ h[:, :, 1, None, :, None]) ^ h[:, :, 2, None, None, :]
+        parts.append(rows.reshape(*rows.shape[:2], 8) & (layout.size[first_hashed] - 1))
+    rows = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+    offset = torch.tensor(layout.offset, dtype=torch.int32, device=device)
+    return (rows + offset[:, None]).long()  # int64: index_select / index_add are much slower with int32
+
+
+class _HashGrid(torch.autograd.Function):
+    """The encoding with an analytic backward: trilinear weights are built without autograd, and the
+    position gradient is formed from the corner values directly (a third of the work of
+    differentiating the weight products)."""
+
+    @staticmethod
+    def forward(ctx, x, params, layout: LevelLayout, features: int):
+        n, levels = x.shape[0], len(layout.scale)
+        scale = torch.tensor(layout.scale, dtype=x.dtype, device=x.device)
+        pos = x[:, None, :] * scale[None, :, None] + 0.5  # [N, L, 3]
+        corner = pos.floor()
+        frac = pos - corner
+        rows = hash_grid_rows(corner.to(torch.int32), layout)
+        w = torch.stack((1 - frac, frac), -1)  # [N, L, 3, 2]: weights of the lower / upper corner
+        wx, wy, wz = w.unbind(2)
+        wxy = (wx[..., :, None] * wy[..., None, :]).reshape(n, levels, 4)
+        weights = (wxy[..., :, None] * wz[..., None, :]).reshape(n * levels, 8)
+        table = params.view(-1, features)
+        taps = table.index_select(0, rows.view(-1)).view(n * levels, 8, features)
+        out = torch.bmm(weights[:, None, :], taps).view(n, levels * features)
+        need_x = ctx.needs_input_grad[0]
+        ctx.save_for_backward(rows, weights, *((taps, w, scale) if need_x else ()))
+        ctx.shape = (n, levels, features, table.shape[0])
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        rows, weights, *for_x = ctx.saved_tensors
+        n, levels, features, entries = ctx.shape
+        grad = grad_out.reshape(n * levels, features)
+        grad_x = grad_params = None
+        if ctx.needs_input_grad[1]:
+            # Channel-major scatter: index_add along the last dimension of [F, N] is several times
+            # faster on CPU than along the rows of [N, F].
+            spread = grad.t().contiguous()[:, :, None] * weights[None]  # [F, N L, 8]
+            grad_cm = grad.new_zeros(features, entries).index_add_(
+                1, rows.view(-1), spread.view(features, -1)
+            )
+            grad_params = grad_cm.t().reshape(-1)
+        if ctx.needs_input_grad[0]:
+            taps, w, scale = for_x
+            wx, wy, wz = w.unbind(2)  # [N, L, 2]
+            corner = torch.bmm(taps, grad[:, :, None]).view(n, levels, 2, 2, 2)  # dL / d weight
+            # weight(a, b, d) = wx[a] wy[b] wz[d], and d wx[a] / d frac_x = -1, +1 for a = 0, 1.
+            dx = (corner[:, :, 1] - corner[:, :, 0]) * wy[..., :, None] * wz[..., None, :]
+            dy = (corner[:, :, :, 1] - corner[:, :, :, 0]) * wx[..., :, None] * wz[..., None, :]
+            dz = (corner[..., 1] - corner[..., 0]) * wx[..., :, None] * wy[..., None, :]
+            grad_frac = torch.stack((dx.sum((-1, -2)), dy.sum((-1, -2)), dz.sum((-1, -2))), -1)
+            grad_x = (grad_frac * scale[None, :, None]).sum(1)
+        return grad_x, grad_params, None, None
 
 
 def hash_grid_torch(
@@ -170,18 +213,7 @@ def hash_grid_torch(
     Returns:
         [N, L * features], differentiable (first order) in ``params`` and ``x``.
     """
-    x = x.clamp(0.0, 1.0)
-    table = params.view(-1, features)
-    first_hashed = layout.hashed.index(True) if any(layout.hashed) else len(layout.hashed)
-    parts = [slice(0, first_hashed), slice(first_hashed, len(layout.hashed))]
-    out = []
-    for levels in parts:
-        if levels.stop > levels.start:
-            rows, weights = hash_grid_corners(x, layout, levels)
-            n_levels = rows.shape[1]
-            gathered = weighted_gather(table, rows.reshape(-1, 8), weights.reshape(-1, 8))
-            out.append(gathered.view(x.shape[0], n_levels * features))
-    return torch.cat(out, 1) if len(out) > 1 else out[0]
+    return _HashGrid.apply(x.clamp(0.0, 1.0), params, layout, features)
 
 
 @lru_cache(maxsize=1)

@@ -116,7 +116,9 @@ def _neighbourhood(index: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     near = (index[:, None, :] + _NEIGHBOURS.to(index.device)).reshape(-1, 3)
     limit = torch.tensor(shape, device=index.device) - 1
     near = torch.minimum(near.clamp(min=0), limit)
-    return torch.unique(near, dim=0)
+    n1, n2 = shape[1], shape[2]
+    key = torch.unique((near[:, 0] * n1 + near[:, 1]) * n2 + near[:, 2])  # unique(dim=0) is ~20x slower
+    return torch.stack((key // (n1 * n2), (key // n2) % n1, key % n2), -1)
 
 
 def _narrow_band(fn: SDFFunction, lower, spacing, config: GridConfig):

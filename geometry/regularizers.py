@@ -86,7 +86,10 @@ def laplacian_loss(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     if faces.shape[0] == 0:
         return vertices.sum() * 0
     edges = torch.cat((faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]))
-    edges = torch.unique(torch.cat((edges, edges.flip(1))), dim=0)  # each undirected edge both ways
+    edges = torch.cat((edges, edges.flip(1)))
+    n = len(vertices)
+    key = torch.unique(edges[:, 0] * n + edges[:, 1])  # each undirected edge both ways (unique(dim=0): slow)
+    edges = torch.stack((key // n, key % n), -1)
     total = torch.zeros_like(vertices).index_add_(0, edges[:, 0], vertices[edges[:, 1]])
     count = torch.zeros(len(vertices), device=vertices.device).index_add_(
         0, edges[:, 0], torch.ones(len(edges), device=vertices.device)

@@ -36,6 +36,10 @@ class MaterialConfig:
     """Also output a world-space normal offset (nvdiffrec's "perturbed normals"; baked into texture_n.png).
     Its tangential part, at most ``max_normal_offset`` long, tilts the mesh's shading normal."""
     max_normal_offset: float = 0.5
+    position_gradient: bool = True
+    """Let the material's variation over the surface move the geometry (the gradient of the material
+    with respect to the queried points). Off: the points are detached, which makes a 256^2 stage-1 step
+    about 15% cheaper on the CPU."""
 
     def validate(self) -> None:
         for name in ("base_color_range", "roughness_range", "metallic_range"):
@@ -100,6 +104,7 @@ class MaterialMLP(nn.Module):
 
     def forward(self, points: torch.Tensor, uv: torch.Tensor | None = None) -> MaterialSample:
         """points [P, 3] world -> materials (``uv`` is ignored: the renderer's material signature)."""
+        points = points if self.config.position_gradient else points.detach()
         x = ((points - self.lower) / (self.upper - self.lower)).clamp(0, 1)
         raw = self.mlp(self.encoding(x).to(self.mlp[0].weight.dtype))
         values = self.low + self.span * torch.sigmoid(raw[:, :5])

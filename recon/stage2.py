@@ -14,7 +14,7 @@ from geometry.mesh import decimate, remove_small_components, unwrap_uv
 from geometry.regularizers import laplacian_loss
 from recon.bake import Textures, bake_textures
 from recon.distributed import DistributedContext
-from recon.loop import TrainingLoop
+from recon.loop import TrainingLoop, adam
 from recon.losses import image_loss, mask_loss, psnr
 from recon.model import ReconstructionModel
 from recon.texture_material import TextureMaterial
@@ -134,7 +134,7 @@ class Stage2Trainer(TrainingLoop):
             )
         if config.optimize_vertices:
             groups.append({"params": [model.offsets], "lr": config.vertex_lr, "name": "vertices"})
-        optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+        optimizer = adam(groups, eps=1e-15)
         super().__init__(
             model, dataset, config, settings, optimizer, Path(run_dir), stage2_checkpoint_dir(run_dir),
             context, step_offset=step_offset,

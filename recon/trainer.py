@@ -19,7 +19,7 @@ import torch
 from data.dataset import Batch, MultiViewDataset
 from recon.distributed import DistributedContext
 from recon.errors import ConfigError, TrainingError
-from recon.loop import TrainingLoop
+from recon.loop import TrainingLoop, adam
 from recon.model import LossConfig, ReconstructionModel
 from render.renderer import RenderOutput
 
@@ -70,14 +70,13 @@ class TrainConfig:
 
 
 def make_optimizer(model: ReconstructionModel, config: OptimizerConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(
+    return adam(
         [
             {"params": model.sdf.encoding.parameters(), "lr": config.sdf_encoding_lr, "name": "sdf_encoding"},
             {"params": model.sdf.layers.parameters(), "lr": config.sdf_mlp_lr, "name": "sdf_mlp"},
             {"params": model.material.parameters(), "lr": config.material_lr, "name": "material"},
             {"params": model.light.parameters(), "lr": config.light_lr, "name": "light"},
         ],
-        betas=(0.9, 0.99),
         eps=config.eps,
     )
 
