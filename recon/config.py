@@ -16,7 +16,7 @@ from recon.errors import ConfigError
 from recon.losses import IMAGE_LOSSES
 from recon.model import ModelConfig
 from recon.stage2 import Stage2Config
-from recon.synthetic import SyntheticConfig
+from recon.synthetic import BUILT_IN_OBJECTS, SyntheticConfig
 from recon.trainer import TrainConfig
 from render.raster import BACKENDS
 
@@ -116,6 +116,11 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("dataset.test_every", lambda v: v >= 1, "an integer >= 1"),
     ("dataset.downscale", lambda v: v > 0, "a factor > 0"),
     ("dataset.background", lambda v: v in ("random", "white", "black"), "random, white or black"),
+    (
+        "dataset.synthetic.object",
+        lambda v: v in BUILT_IN_OBJECTS or v.lower().endswith(".obj"),
+        f"{' or '.join(BUILT_IN_OBJECTS)} or the path of an .obj mesh",
+    ),
     ("dataset.synthetic.n_train", lambda v: v >= 1, "an integer >= 1"),
     ("dataset.synthetic.n_val", lambda v: v >= 0, "an integer >= 0"),
     ("dataset.synthetic.n_test", lambda v: v >= 0, "an integer >= 0"),

@@ -1,8 +1,10 @@
 """Synthetic scenes rendered with our own renderer: what ``python train.py`` reconstructs by default.
 
-Two objects: the built-in procedural one (an analytic SDF — a rounded body with a bowl-shaped dent on
+Three objects: the built-in procedural one (an analytic SDF — a rounded body with a bowl-shaped dent on
 top and a torus handle through a side lug, so concave and of genus 1 — with base colour stripes,
-roughness varying along x and a metallic handle), or any OBJ reference mesh (base colour from its
+roughness varying along x and a metallic handle), the built-in "concave" one (a block with a tunnel
+through it and a deep pocket in its top: surface that only grazing or top-down views see), or any OBJ
+reference mesh (base colour from its
 ``map_Kd`` texture when it has UVs). The light is a procedural sky or a user ``.hdr``. Cameras sit
 uniformly at random on a sphere around the object, looking at its centre. The views are written in
 NeRF-synthetic format (RGBA PNG, sRGB) with the ground truth beside them (``gt_mesh.obj``, ``env.hdr``),
@@ -39,7 +41,7 @@ class SyntheticConfig:
     """Settings of :func:`make_synthetic_scene`."""
 
     object: str = "procedural"
-    """"procedural" or the path of an OBJ mesh."""
+    """"procedural", "concave" (a tunnel and a cavity, :func:`concave_sdf`) or the path of an OBJ mesh."""
     environment: str = "sky"
     """"sky" (procedural) or the path of a lat-long .hdr / .npy / .exr."""
     n_train: int = 64
@@ -77,6 +79,17 @@ def procedural_sdf(p: torch.Tensor) -> torch.Tensor:
     return _smooth_min(body, handle, 0.04)
 
 
+def concave_sdf(p: torch.Tensor) -> torch.Tensor:
+    """[P, 3] -> [P]: a rounded block (1.2 x 0.7 x 0.7) with a tunnel (radius 0.15) through it along y and
+    a pocket (radius 0.17, 0.35 deep, as deep as it is wide) open at the top; genus 1, and a quarter of
+    its surface lies inside the two."""
+    q = p.abs() - torch.tensor([0.52, 0.27, 0.27], dtype=p.dtype, device=p.device)
+    block = q.clamp(min=0).norm(dim=-1) + q.max(-1).values.clamp(max=0) - 0.08
+    tunnel = torch.stack((p[:, 0] + 0.25, p[:, 2]), -1).norm(dim=-1) - 0.15
+    pocket = torch.maximum(torch.stack((p[:, 0] - 0.28, p[:, 1]), -1).norm(dim=-1) - 0.17, -p[:, 2])
+    return torch.maximum(block, -torch.minimum(tunnel, pocket))
+
+
 def procedural_material(p: torch.Tensor, uv: torch.Tensor | None = None):
     """Base colour stripes along z, roughness rising along x, metallic handle (x > 0.5)."""
     stripes = 0.5 + 0.5 * torch.sin(p[:, 2:3] * 18.0)
@@ -87,6 +100,9 @@ def procedural_material(p: torch.Tensor, uv: torch.Tensor | None = None):
     metallic = (p[:, :1] > 0.5).to(p.dtype)
     base = torch.where(metallic > 0, torch.tensor([0.9, 0.85, 0.7], device=p.device), base)
     return base, roughness, metallic
+
+
+BUILT_IN_OBJECTS = {"procedural": procedural_sdf, "concave": concave_sdf}
 
 
 def procedural_sky(directions: torch.Tensor) -> torch.Tensor:
@@ -120,10 +136,13 @@ def _constant_material(p: torch.Tensor, uv: torch.Tensor | None):
 
 
 def build_object(config: SyntheticConfig) -> tuple[Mesh, Material]:
-    if config.object == "procedural":
+    if config.object in BUILT_IN_OBJECTS:
         bound = torch.full((3,), 1.0)
         vertices, faces, _ = extract_mesh(
-            procedural_sdf, -bound, bound, GridConfig(config.mesh_resolution, narrow_band=False)
+            BUILT_IN_OBJECTS[config.object],
+            -bound,
+            bound,
+            GridConfig(config.mesh_resolution, narrow_band=False),
         )
         return Mesh(vertices.detach(), faces), procedural_material
     mesh = read_obj(config.object)

@@ -35,7 +35,7 @@ DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "data" / "spo
 
 def make_config(args: argparse.Namespace) -> Config:
     config = OmegaConf.structured(Config)
-    if args.dataset:
+    if args.dataset and str(args.dataset) != "builtin":
         config.dataset.path = str(args.dataset)
         config.dataset.format = "nerf_synthetic"
     config.dataset.downscale = args.downscale
@@ -60,8 +60,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET if DEFAULT_DATASET.is_dir() else None,
-                        help="a NeRF-synthetic folder (default: spot_mitsuba; the built-in scene without it)")  # fmt: skip
+    default = DEFAULT_DATASET if DEFAULT_DATASET.is_dir() else Path("builtin")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=default,
+        help="a NeRF-synthetic folder or builtin (default: spot_mitsuba)",
+    )
     parser.add_argument("--downscale", type=float, default=1.0, help="image downscale factor")
     parser.add_argument("--batch", type=int, default=4, help="views per step")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first")
@@ -86,7 +91,7 @@ def main() -> None:
             seconds = timed_steps(trainer, args.repeats)
     height, width = dataset.rgba.shape[1:3]
     row = {
-        "dataset": str(args.dataset or "built-in synthetic"),
+        "dataset": str(config.dataset.path or "built-in synthetic"),
         "image": f"{width}x{height}",
         "batch": args.batch,
         "overrides": args.set,

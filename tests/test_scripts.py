@@ -3,6 +3,7 @@ the one-line message when bpy is missing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -83,3 +84,15 @@ def test_blender_scene_is_ready_to_render(tiny_run, tmp_path):
         scene.frame_set(frame)
         positions.append(np.array(scene.camera.matrix_world.translation))
     assert np.linalg.norm(positions[0] - positions[1]) > 0.1  # half a turn apart
+
+
+def test_bench_step_times_a_stage1_step(tmp_path):
+    out = tmp_path / "step.json"
+    result = script(
+        "scripts/bench_step.py", "--dataset", "builtin", "--warmup", "1", "--repeats", "2", "--batch", "2",
+        "--out", str(out), "--set", *TINY_SYNTHETIC, "model.grid.resolution=32", "model.light.resolution=16",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads(out.read_text())["results"][0]
+    assert row["image"] == "32x32" and row["batch"] == 2 and row["repeats"] == 2
+    assert row["step_s_median"] > 0 and row["triangles"] > 0

@@ -83,7 +83,9 @@ def test_default_preset_smoke(tmp_path):
     [
         ("spot_mitsuba", SHARED / "spot_mitsuba", ["dataset.downscale=4"]),
         ("lego", SHARED / "nerf_synthetic" / "lego", ["dataset.downscale=16"]),
+        ("lego_gpu", SHARED / "nerf_synthetic" / "lego", ["dataset.downscale=16", "device=cpu"]),
         ("synthetic", None, TINY_SYNTHETIC),
+        ("concave", None, TINY_SYNTHETIC),
     ],
 )
 def test_presets_smoke(tmp_path, preset, data, extra):

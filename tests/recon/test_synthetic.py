@@ -103,3 +103,27 @@ def test_reference_mesh_scene(tmp_path):
         assert float(rgb.std(0).mean()) > 10
     normals = face_normals(synthetic.mesh.vertices, synthetic.mesh.faces)
     assert bool(torch.isfinite(normals).all())
+
+
+def test_concave_object_has_a_tunnel_and_a_pocket():
+    """The "concave" object: closed, genus 1 (the tunnel), and a quarter of its surface inside the tunnel
+    and the pocket, where the visual hull is far from the surface."""
+    from geometry.distance import sample_surface
+    from recon.synthetic import build_object, concave_sdf
+
+    mesh, _ = build_object(SyntheticConfig(object="concave", mesh_resolution=96))
+    vertices, faces = mesh.vertices, mesh.faces
+    edges = torch.unique(
+        torch.cat((faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]])).sort(1).values, dim=0
+    )
+    assert len(face_adjacency(faces)) == len(edges) == 3 * len(faces) // 2
+    assert len(vertices) - len(edges) + len(faces) == 0
+    points, _ = sample_surface(vertices, faces, 20000, generator=torch.Generator().manual_seed(0))
+    assert float(concave_sdf(points).abs().max()) < 0.02  # the mesh is the SDF's zero set
+    in_tunnel = (torch.stack((points[:, 0] + 0.25, points[:, 2]), -1).norm(dim=-1) < 0.16) & (
+        points[:, 1].abs() < 0.34
+    )
+    in_pocket = (torch.stack((points[:, 0] - 0.28, points[:, 1]), -1).norm(dim=-1) < 0.18) & (
+        points[:, 2] < 0.34
+    )
+    assert 0.1 < float(in_tunnel.float().mean()) < 0.17 and 0.08 < float(in_pocket.float().mean()) < 0.15
