@@ -57,6 +57,42 @@ def eikonal_points(
     return torch.cat((uniform, surface.detach()[pick] + noise))
 
 
+def ray_box_points(
+    origins: torch.Tensor,
+    directions: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    samples: int = 16,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Stratified random points on each ray's segment inside the box [lower, upper].
+
+    Args:
+        origins, directions: [R, 3] rays (directions need not be unit).
+    Returns:
+        [R' * samples, 3]: ``samples`` points, one per equal part of the segment, on each of the R' rays
+        that cross the box.
+    """
+    safe = torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
+    t0, t1 = (lower - origins) / safe, (upper - origins) / safe
+    near = torch.minimum(t0, t1).max(-1).values.clamp(min=0)
+    far = torch.maximum(t0, t1).min(-1).values
+    hit = far > near
+    near, far, origins, directions = near[hit], far[hit], origins[hit], directions[hit]
+    jitter = torch.rand(len(near), samples, generator=generator).to(origins)
+    t = near[:, None] + (far - near)[:, None] * (torch.arange(samples).to(origins) + jitter) / samples
+    return (origins[:, None] + t[..., None] * directions[:, None]).reshape(-1, 3)
+
+
+def free_space_loss(fn: SDFFunction, points: torch.Tensor) -> torch.Tensor:
+    """mean(relu(-fn(points))) over points [P, 3] known to lie outside the object, e.g. on rays that see
+    the background. It carves what silhouette gradients cannot reach: they move only existing edges, so a
+    tunnel that the views see through but that is closed by a membrane never opens without this."""
+    if len(points) == 0:
+        return points.new_zeros(())
+    return torch.relu(-fn(points)).mean()
+
+
 def normal_consistency(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Weighted mean of (1 - cos) between the normals of faces that share an edge (0 for a plane).
 

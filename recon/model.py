@@ -16,8 +16,10 @@ from geometry.extraction import GridConfig, SDFGrid, extract_mesh
 from geometry.regularizers import (
     eikonal_loss,
     eikonal_points,
+    free_space_loss,
     laplacian_loss,
     normal_consistency,
+    ray_box_points,
     sdf_sign_loss,
 )
 from geometry.sdf import SDFNetwork, SDFNetworkConfig
@@ -57,6 +59,11 @@ class LossConfig:
     laplacian_weight: Schedule = field(default_factory=lambda: Schedule(0.0))
     sdf_sign_weight: Schedule = field(default_factory=lambda: Schedule(0.01, end=0.001, decay_end=1000))
     light_weight: Schedule = field(default_factory=lambda: Schedule(0.005))
+    free_space_weight: Schedule = field(default_factory=lambda: Schedule(1.0))
+    """Space carving: SDF points on the rays of pixels that the mask calls background but the render
+    covers are pushed outside (opens tunnels a membrane closed; nothing to do without masks)."""
+    free_space_points: int = 4096
+    """At most this many points per step (16 per ray)."""
 
 
 @dataclass
@@ -116,6 +123,10 @@ class ReconstructionModel(nn.Module):
             "laplacian": lambda: laplacian_loss(vertices, faces),
             "sdf_sign": lambda: sdf_sign_loss(grid),
             "light": lambda: self.light.regularizer(),
+            "free_space": lambda: free_space_loss(
+                self.sdf.sdf,
+                false_coverage_points(batch, out.alpha, config.free_space_points, self.sdf, generator),
+            ),
         }
         weights = {name: getattr(config, f"{name}_weight")(step) for name in lazy}
         terms = {name: term() for name, term in lazy.items() if weights[name] != 0}  # zero weight: skipped
@@ -124,3 +135,19 @@ class ReconstructionModel(nn.Module):
         logged["psnr"] = float(psnr(out.rgb.detach().clamp(0, 1), batch.images.clamp(0, 1)))
         logged["triangles"] = float(len(faces))
         return StepResult(loss, logged, out, vertices, faces, grid)
+
+
+def false_coverage_points(
+    batch: Batch, alpha: torch.Tensor, n: int, sdf: SDFNetwork, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """[<= n, 3] points along the rays of pixels whose mask is 0 (the view sees the background there) but
+    whose rendered coverage ``alpha`` [B, H, W, 1] exceeds 0.5: 16 stratified points per ray inside the
+    SDF box, the rays drawn at random when there are more than n / 16."""
+    wrong = ((batch.masks[..., 0] <= 1e-3) & (alpha.detach()[..., 0] > 0.5)).reshape(-1)
+    index = torch.nonzero(wrong).squeeze(1)
+    rays = max(n // 16, 1)
+    if len(index) > rays:
+        index = index[torch.randperm(len(index), generator=generator)[:rays].to(index.device)]
+    origins, directions = batch.cameras.rays()
+    origins, directions = origins.reshape(-1, 3)[index], directions.reshape(-1, 3)[index]
+    return ray_box_points(origins, directions, sdf.lower, sdf.upper, 16, generator)

@@ -10,8 +10,10 @@ from geometry.regularizers import (
     eikonal_loss,
     eikonal_points,
     finite_difference_gradient,
+    free_space_loss,
     laplacian_loss,
     normal_consistency,
+    ray_box_points,
     sdf_sign_loss,
 )
 from tests.geometry.analytic import box, sphere, torus
@@ -140,3 +142,26 @@ def test_normal_consistency_weighs_pairs_by_area_and_bounds_sliver_gradients():
     assert float(vertices.grad.abs().max()) < 10
     check = vertices.detach()[:4].clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda v: normal_consistency(v, faces[:2]), (check,))
+
+
+def test_ray_box_points_are_stratified_on_the_segment_inside_the_box():
+    origins = torch.tensor([[0.0, 0.0, -3.0], [0.0, 0.0, -3.0], [5.0, 5.0, -3.0]])
+    directions = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, -1.0], [0.0, 0.0, 1.0]])  # hits, behind, misses
+    points = ray_box_points(
+        origins, directions, LOWER, UPPER, samples=8, generator=torch.Generator().manual_seed(0)
+    )
+    assert points.shape == (8, 3)  # only the first ray crosses the box in front of its origin
+    assert float(points[:, :2].abs().max()) == 0.0
+    z = points[:, 2]
+    parts = ((z + 1) / 2 * 8).floor()  # the segment z in [-1, 1] cut into 8 equal parts: one point in each
+    assert parts.tolist() == list(range(8))
+
+
+def test_free_space_loss_pushes_only_inside_points_out():
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.9, 0.0, 0.0]], requires_grad=True)
+    loss = free_space_loss(sphere, points)  # sphere of radius 0.7: the first two are inside
+    assert float(loss) == pytest.approx((0.7 + 0.2) / 3)
+    (gradient,) = torch.autograd.grad(loss, points)
+    assert float(gradient[0].abs().sum()) == 0.0  # the centre: |grad| of the distance is undefined there
+    assert float(gradient[1, 0]) < 0 and float(gradient[2].abs().sum()) == 0.0  # descent moves it outward
+    assert float(free_space_loss(sphere, torch.zeros(0, 3))) == 0.0

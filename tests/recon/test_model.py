@@ -44,3 +44,26 @@ def test_stage1_steps_improve_the_fit(tmp_path, report, one_thread):
     )
     assert last["mask"] < 0.8 * first["mask"] and last["psnr"] > first["psnr"] + 1.0
     assert float(model.light.base.min()) >= 0
+
+
+def test_free_space_points_lie_on_falsely_covered_background_rays():
+    from data.cameras import Camera
+    from data.dataset import Batch
+    from geometry.sdf import SDFNetwork
+    from recon.model import false_coverage_points
+    from render.camera import look_at
+
+    c2w = torch.linalg.inv(look_at(torch.tensor([0.0, -3.0, 0.0]), torch.zeros(3), (0, 0, 1)))[None]
+    cameras = Camera(c2w, 8.0, 8.0, 8.0, 8.0, 16, 16)
+    masks = torch.ones(1, 16, 16, 1)
+    masks[0, 4:6, 10:12] = 0  # background the render covers: 4 rays
+    masks[0, 0, 0] = 0  # background the render does not cover either: nothing to carve
+    alpha = torch.ones(1, 16, 16, 1)
+    alpha[0, 0, 0] = 0
+    batch = Batch(torch.zeros(1, 16, 16, 3), masks, torch.zeros(1, 1, 1, 3), cameras, torch.zeros(1))
+    points = false_coverage_points(batch, alpha, 4096, SDFNetwork(), torch.Generator().manual_seed(0))
+    assert points.shape == (4 * 16, 3)
+    xy, depth = cameras.project(points)
+    pixels = set(map(tuple, xy[0].floor().long().tolist()))
+    assert pixels == {(10, 4), (11, 4), (10, 5), (11, 5)} and bool((depth > 0).all())
+    assert float(points.abs().max()) <= 1.0 + 1e-6  # within the SDF box
