@@ -93,7 +93,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("train.keep_checkpoints", lambda v: v >= 0, "an integer >= 0 (0: keep all)"),
     ("train.losses.image", lambda v: v in IMAGE_LOSSES, f"one of {', '.join(IMAGE_LOSSES)}"),
     ("train.losses.eikonal_points", lambda v: v >= 1, "an integer >= 1"),
-    ("train.losses.free_space_points", lambda v: v >= 16, "an integer >= 16 (16 points per ray)"),
+    ("train.losses.free_space_rays", lambda v: v >= 1, "an integer >= 1"),
     ("train.optimizer.sdf_encoding_lr", lambda v: v >= 0, "a learning rate >= 0"),
     ("train.optimizer.sdf_mlp_lr", lambda v: v >= 0, "a learning rate >= 0"),
     ("train.optimizer.material_lr", lambda v: v >= 0, "a learning rate >= 0"),

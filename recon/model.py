@@ -62,8 +62,8 @@ class LossConfig:
     free_space_weight: Schedule = field(default_factory=lambda: Schedule(1.0))
     """Space carving: SDF points on the rays of pixels that the mask calls background but the render
     covers are pushed outside (opens tunnels a membrane closed; nothing to do without masks)."""
-    free_space_points: int = 4096
-    """At most this many points per step (16 per ray)."""
+    free_space_rays: int = 256
+    """At most this many rays per view (16 points on each)."""
 
 
 @dataclass
@@ -123,10 +123,7 @@ class ReconstructionModel(nn.Module):
             "laplacian": lambda: laplacian_loss(vertices, faces),
             "sdf_sign": lambda: sdf_sign_loss(grid),
             "light": lambda: self.light.regularizer(),
-            "free_space": lambda: free_space_loss(
-                self.sdf.sdf,
-                false_coverage_points(batch, out.alpha, config.free_space_points, self.sdf, generator),
-            ),
+            "free_space": lambda: free_space_term(batch, out.alpha, config.free_space_rays, self.sdf, step),
         }
         weights = {name: getattr(config, f"{name}_weight")(step) for name in lazy}
         terms = {name: term() for name, term in lazy.items() if weights[name] != 0}  # zero weight: skipped
@@ -137,15 +134,30 @@ class ReconstructionModel(nn.Module):
         return StepResult(loss, logged, out, vertices, faces, grid)
 
 
-def false_coverage_points(
-    batch: Batch, alpha: torch.Tensor, n: int, sdf: SDFNetwork, generator: torch.Generator | None = None
+def free_space_term(
+    batch: Batch, alpha: torch.Tensor, rays_per_view: int, sdf: SDFNetwork, step: int
 ) -> torch.Tensor:
-    """[<= n, 3] points along the rays of pixels whose mask is 0 (the view sees the background there) but
-    whose rendered coverage ``alpha`` [B, H, W, 1] exceeds 0.5: 16 stratified points per ray inside the
-    SDF box, the rays drawn at random when there are more than n / 16."""
+    """The free-space loss of a batch: :func:`geometry.regularizers.free_space_loss` over each view's
+    :func:`false_coverage_points`, averaged over the views (a view without such rays adds 0).
+
+    Each view's points depend only on the view and the step (a generator seeded by both), so the term
+    splits over views exactly: under torchrun the ranks' mean equals the single process's."""
+    terms = []
+    for b in range(alpha.shape[0]):
+        generator = torch.Generator().manual_seed(int(batch.views[b]) * 1_000_003 + step)
+        points = false_coverage_points(batch[[b]], alpha[b : b + 1], rays_per_view, sdf, generator)
+        terms.append(free_space_loss(sdf.sdf, points))
+    return torch.stack(terms).mean()
+
+
+def false_coverage_points(
+    batch: Batch, alpha: torch.Tensor, rays: int, sdf: SDFNetwork, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """[<= rays * 16, 3] points along the rays of pixels whose mask is 0 (the view sees the background
+    there) but whose rendered coverage ``alpha`` [B, H, W, 1] exceeds 0.5: 16 stratified points per ray
+    inside the SDF box, at most ``rays`` rays (drawn at random when there are more)."""
     wrong = ((batch.masks[..., 0] <= 1e-3) & (alpha.detach()[..., 0] > 0.5)).reshape(-1)
     index = torch.nonzero(wrong).squeeze(1)
-    rays = max(n // 16, 1)
     if len(index) > rays:
         index = index[torch.randperm(len(index), generator=generator)[:rays].to(index.device)]
     origins, directions = batch.cameras.rays()

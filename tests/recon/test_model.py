@@ -61,7 +61,7 @@ def test_free_space_points_lie_on_falsely_covered_background_rays():
     alpha = torch.ones(1, 16, 16, 1)
     alpha[0, 0, 0] = 0
     batch = Batch(torch.zeros(1, 16, 16, 3), masks, torch.zeros(1, 1, 1, 3), cameras, torch.zeros(1))
-    points = false_coverage_points(batch, alpha, 4096, SDFNetwork(), torch.Generator().manual_seed(0))
+    points = false_coverage_points(batch, alpha, 256, SDFNetwork(), torch.Generator().manual_seed(0))
     assert points.shape == (4 * 16, 3)
     xy, depth = cameras.project(points)
     pixels = set(map(tuple, xy[0].floor().long().tolist()))
