@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from geometry.gather import weighted_scatter
+
 BACKENDS = ("auto", "torch", "tcnn")
 _PRIMES = (1, 2654435761, 805459861)
 _PRIMES_INT32 = tuple(p - (1 << 32) if p >= 1 << 31 else p for p in _PRIMES)  # same low 32 bits
@@ -183,13 +185,7 @@ class _HashGrid(torch.autograd.Function):
         grad = grad_out.reshape(n * levels, features)
         grad_x = grad_params = None
         if ctx.needs_input_grad[1]:
-            # Channel-major scatter: index_add along the last dimension of [F, N] is several times
-            # faster on CPU than along the rows of [N, F].
-            spread = grad.t().contiguous()[:, :, None] * weights[None]  # [F, N L, 8]
-            grad_cm = grad.new_zeros(features, entries).index_add_(
-                1, rows.view(-1), spread.view(features, -1)
-            )
-            grad_params = grad_cm.t().reshape(-1)
+            grad_params = weighted_scatter(grad, rows.view(n * levels, 8), weights, entries).reshape(-1)
         if ctx.needs_input_grad[0]:
             taps, w, scale = for_x
             wx, wy, wz = w.unbind(2)  # [N, L, 2]

@@ -1,6 +1,7 @@
-"""Weighted gathers with fast CPU backward passes: the core of texture filtering, the cube-map prefilter
-and the hash-grid encoding. It sits in geometry, the lowest layer, so that render and geometry share it
-without importing each other upwards (docs/design.md, "Layering")."""
+"""Weighted gathers and their scatter with fast CPU backward passes: the core of texture filtering, the
+cube-map prefilter and (the scatter) the hash-grid encoding's backward. It sits in geometry, the lowest
+layer, so that render and geometry share it without importing each other upwards (docs/design.md,
+"Layering")."""
 
 from __future__ import annotations
 
@@ -22,11 +23,7 @@ class _WeightedGather(torch.autograd.Function):
         index, weights, taps = ctx.saved_tensors
         grad_source = grad_weights = None
         if ctx.needs_input_grad[0]:
-            # Channel-major scatter: index_add along the last dimension of [C, N] is several times faster
-            # on CPU than along the rows of [N, C] (which is what index_select's own backward does).
-            spread = grad_out.t()[:, :, None] * weights[None]  # [C, P, K]
-            grad_cm = grad_out.new_zeros(grad_out.shape[1], ctx.rows)
-            grad_source = grad_cm.index_add_(1, index.reshape(-1), spread.reshape(grad_out.shape[1], -1)).t()
+            grad_source = weighted_scatter(grad_out, index, weights, ctx.rows)
         if ctx.needs_input_grad[2]:
             grad_weights = torch.bmm(taps, grad_out[:, :, None])[..., 0]
         return grad_source, None, grad_weights
@@ -45,6 +42,22 @@ class _GatherRows(torch.autograd.Function):
         (index,) = ctx.saved_tensors
         grad_cm = grad_out.new_zeros(grad_out.shape[1], ctx.rows)
         return grad_cm.index_add_(1, index, grad_out.t()).t(), None
+
+
+def weighted_scatter(
+    values: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, rows: int
+) -> torch.Tensor:
+    """The adjoint of :func:`weighted_gather`: out[index[p, k]] += weights[p, k] * values[p].
+
+    Args:
+        values: [P, C]; index: [P, K] integer rows of the output; weights: [P, K]; rows: output rows.
+    Returns:
+        [rows, C]. Channel-major: index_add along the last dimension of [C, rows] is several times faster
+        on CPU than along the rows of [rows, C] (which is what index_select's own backward does).
+    """
+    spread = values.t()[:, :, None] * weights[None]  # [C, P, K]
+    out = values.new_zeros(values.shape[1], rows)
+    return out.index_add_(1, index.reshape(-1), spread.reshape(values.shape[1], -1)).t()
 
 
 def gather_rows(source: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -114,10 +114,8 @@ def decimate(
         target_count=max_faces,
     )  # fmt: skip
     triangles = triangles.astype(np.int64)
-    corners = triangles[:, [0, 1, 2]]
-    distinct = (
-        (corners[:, 0] != corners[:, 1]) & (corners[:, 1] != corners[:, 2]) & (corners[:, 2] != corners[:, 0])
-    )
+    a, b, c = triangles.T
+    distinct = (a != b) & (b != c) & (c != a)
     new_vertices = torch.as_tensor(points, dtype=vertices.dtype, device=vertices.device)
     new_faces = torch.as_tensor(triangles[distinct], device=faces.device)
     return compact(new_vertices, new_faces)
