@@ -166,3 +166,40 @@ class Camera:
             cx=torch.cat([c.cx for c in cameras]),
             cy=torch.cat([c.cy for c in cameras]),
         )
+
+
+def similarity_from_centres(
+    source: torch.Tensor, target: torch.Tensor
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """(scale s, rotation R [3, 3], translation t [3]) minimizing |s R source + t - target|^2 over point
+    pairs [N, 3] (Umeyama 1991; float64)."""
+    source, target = source.double(), target.double()
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    a, b = source - mu_s, target - mu_t
+    u, singular, vh = torch.linalg.svd(b.T @ a / len(a))
+    sign = torch.ones(3, dtype=torch.float64)
+    if float(torch.linalg.det(u @ vh)) < 0:
+        sign[2] = -1
+    rotation = u @ torch.diag(sign) @ vh
+    scale = float((singular * sign).sum() / a.square().sum(-1).mean())
+    return scale, rotation, mu_t - scale * rotation @ mu_s
+
+
+def pose_errors(estimated: Camera, truth: Camera) -> dict[str, float]:
+    """How far ``estimated`` cameras are from ``truth`` (same views, any frame and scale): after the
+    similarity that best maps the estimated centres onto the true ones, the mean and largest rotation
+    error (degrees) and the mean centre error (as a fraction of the true cameras' mean distance to their
+    centroid)."""
+    scale, rotation, translation = similarity_from_centres(estimated.centers, truth.centers)
+    centres = scale * estimated.centers.double() @ rotation.T + translation
+    spread = float((truth.centers.double() - truth.centers.double().mean(0)).norm(dim=-1).mean())
+    aligned = rotation @ estimated.c2w[:, :3, :3].double()
+    relative = aligned.transpose(1, 2) @ truth.c2w[:, :3, :3].double()
+    cosine = ((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
+    angles = torch.rad2deg(torch.acos(cosine))
+    return {
+        "rotation_error_deg": float(angles.mean()),
+        "max_rotation_error_deg": float(angles.max()),
+        "centre_error": float((centres - truth.centers.double()).norm(dim=-1).mean()) / spread,
+        "scale": scale,
+    }

@@ -203,6 +203,8 @@ def load_colmap(root: str | os.PathLike, test_every: int = 8, images_dir: str = 
         rows.append((fx, fy, cx, cy, width, height))
         distortion.append(dist)
         path = root / images_dir / name
+        if not path.is_file() and (root / name).is_file():  # images beside sparse/ (a folder of photos)
+            path = root / name
         if not path.is_file():
             raise DatasetError(f"{path}: image not found")
         paths.append(path)

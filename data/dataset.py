@@ -20,13 +20,16 @@ from data.cameras import Camera
 from data.colmap import is_colmap, load_colmap
 from data.distortion import undistort
 from data.errors import DatasetError
+from data.ground import Plane, Region, fit_ground_plane, object_region, region_transform
 from data.images import read_mask, read_rgba, resize_rgba, srgb_to_linear, warn_no_masks
 from data.llff import is_llff, load_llff
+from data.masks import make_masks
 from data.nerf_synthetic import is_nerf_synthetic, load_nerf_synthetic
 from data.nerfstudio import is_nerfstudio, load_nerfstudio
 from data.normalization import SceneTransform, from_cameras, from_masks, from_points
 from data.orientation import estimate_up
 from data.scene import SceneData, check_split
+from data.sfm import ensure_poses, image_folder
 
 FORMATS = {  # name: (detect, load, whether the format needs a hold-out rule for its test split)
     "nerf_synthetic": (is_nerf_synthetic, load_nerf_synthetic, False),
@@ -36,22 +39,38 @@ FORMATS = {  # name: (detect, load, whether the format needs a hold-out rule for
 }
 
 
-def load_scene(path: str | os.PathLike, format: str = "auto", test_every: int = 8) -> SceneData:
+def load_scene(
+    path: str | os.PathLike,
+    format: str = "auto",
+    test_every: int = 8,
+    sfm: str = "auto",
+    progress: bool = True,
+    mask_command: str = "",
+) -> SceneData:
     """Parse a dataset folder; ``format`` = "auto" (detected from its files) or a key of FORMATS.
 
     ``test_every``: formats without explicit splits hold out every n-th view for testing (0: none);
-    NeRF-synthetic has its own split files.
+    NeRF-synthetic has its own split files. ``sfm`` (auto, force, off): a folder of photos without poses
+    gets them by structure from motion first (:mod:`data.sfm`), written next to the images as a COLMAP
+    model that the next run reuses; ``force`` redoes it. ``mask_command``: for such a folder, a command
+    that makes the missing masks (:func:`data.masks.make_masks`).
     """
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
+    detected = next((name for name, (detect, _, _) in FORMATS.items() if detect(root)), None)
+    if format in ("auto", "colmap") and detected in (None, "colmap") and image_folder(root) is not None:
+        ensure_poses(root, sfm, has_other_format=False, progress=progress)
+        detected = "colmap"
+        if mask_command:
+            make_masks(root, mask_command)
     if format == "auto":
-        format = next((name for name, (detect, _, _) in FORMATS.items() if detect(root)), "auto")
-        if format == "auto":
+        if detected is None:
             raise DatasetError(
-                f"{root}: unknown dataset format (expected transforms_train.json, transforms.json, a COLMAP "
-                "sparse model or poses_bounds.npy)"
+                f"{root}: no images and no known dataset format (expected photos, transforms_train.json, "
+                "transforms.json, a COLMAP sparse model or poses_bounds.npy)"
             )
+        format = detected
     if format not in FORMATS:
         raise DatasetError(f"{root}: unknown format '{format}' (known: {', '.join(FORMATS)})")
     _, load, holds_out = FORMATS[format]
@@ -94,6 +113,12 @@ class MultiViewDataset(torch.utils.data.Dataset):
     background: "random" (a uniform random colour per view and batch), "white", "black" or an (r, g, b)
     tuple in linear RGB. transform: the scene normalization applied to the cameras (None: estimate one
     from masks, sparse points or cameras; pass the train split's to the test split).
+
+    Without masks, the views are photos: ``ground`` is the plane the object stands on (from the sparse
+    points, :func:`data.ground.fit_ground_plane`) and ``region`` the box above it that holds the object
+    (:func:`data.ground.object_region`, or ``bbox`` = (xmin, ymin, zmin, xmax, ymax, zmax) in world
+    units), both in normalized coordinates; the normalization then frames that region. A ``bbox`` also
+    bounds the region of a masked dataset.
     """
 
     scene: SceneData
@@ -101,10 +126,13 @@ class MultiViewDataset(torch.utils.data.Dataset):
     downscale: float = 1.0
     background: str | tuple[float, float, float] = "random"
     transform: SceneTransform | None = None
+    bbox: tuple[float, ...] | None = None
     rgba: torch.Tensor = field(init=False, repr=False)
     cameras: Camera = field(init=False, repr=False)
     has_masks: bool = field(init=False)
     views: list[int] = field(init=False)
+    ground: Plane | None = field(init=False, default=None)
+    region: Region | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         views = check_split(self.scene.splits, self.split, self.scene.source)
@@ -116,15 +144,26 @@ class MultiViewDataset(torch.utils.data.Dataset):
         images = [resize_rgba(image, target.width, target.height) for image in images]
         self.rgba = torch.from_numpy(np.stack(images))  # [N, H, W, 4] uint8
         self.has_masks = self.scene.mask_paths is not None or bool((self.rgba[..., 3] < 255).any())
-        if not self.has_masks:
+        plane, region = (
+            scene_ground(self.scene, self.bbox) if not self.has_masks or self.bbox else (None, None)
+        )
+        if not self.has_masks and plane is None:
             warn_no_masks(self.scene.source)
         if self.transform is None:
-            self.transform = self._estimate_transform(target)
+            self.transform = (
+                region_transform(region) if region is not None else self._estimate_transform(target)
+            )
             if self.scene.up is not None:
                 self.transform.up, self.transform.up_source = self.scene.up, "the dataset format's convention"
+            elif plane is not None:
+                self.transform.up = tuple(plane.normal.tolist())
+                self.transform.up_source = "the normal of the ground plane in the sparse points"
             else:
                 self.transform.up = estimate_up(target)
                 self.transform.up_source = "estimated from the cameras' mean up vector"
+        scale, offset = self.transform.scale, self.transform.offset
+        self.ground = plane.transformed(scale, offset) if plane is not None and not self.has_masks else None
+        self.region = region.transformed(scale, offset) if region is not None else None
         self.cameras = self.transform.cameras(target)
         self.views = views
 
@@ -163,6 +202,11 @@ class MultiViewDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.rgba.shape[0]
+
+    @property
+    def photos(self) -> bool:
+        """No masks: what is not the object is background to explain (``render.background``)."""
+        return not self.has_masks
 
     def _background(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         if self.background == "random":
@@ -205,3 +249,22 @@ class MultiViewDataset(torch.utils.data.Dataset):
         """Every view in order, one Batch each (validation / test)."""
         for view in range(len(self)):
             yield self.batch([view])
+
+
+def scene_ground(scene: SceneData, bbox=None) -> tuple[Plane | None, Region | None]:
+    """The ground plane of a scene's sparse points (None without points or a dominant plane) and the
+    object's region (``bbox``, else the box above the plane, else None), in world units; from every view's
+    camera, so each split gets the same."""
+    plane = None
+    if scene.points is not None and len(scene.points) >= 20:
+        plane = fit_ground_plane(scene.points, scene.cameras)
+    if bbox:
+        if len(bbox) != 6 or not all(low < high for low, high in zip(bbox[:3], bbox[3:], strict=True)):
+            raise DatasetError(
+                f"{scene.source}: bbox {list(bbox)} is not (xmin, ymin, zmin, xmax, ymax, zmax) with each "
+                "min < max"
+            )
+        return plane, Region.from_bounds(bbox)
+    if plane is None:
+        return None, None
+    return plane, object_region(scene.points, scene.cameras, plane)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 
 from data.dataset import FORMATS
+from data.scene import SceneData
+from data.sfm import SFM_MODES
 from recon.errors import ConfigError
 from recon.losses import IMAGE_LOSSES
 from recon.model import ModelConfig
@@ -39,10 +41,29 @@ class DatasetConfig:
     """Hold-out rule for formats without explicit splits: every n-th view is a test view."""
     downscale: float = 1.0
     """Divide the image size by this on load."""
+    max_side: int = 0
+    """Downscale further, if needed, so that no image side exceeds this many pixels (0: no limit);
+    photos straight from a camera are far larger than a CPU run needs."""
     background: str = "random"
-    """Training background: random, white or black."""
+    """Training background of masked views: random, white or black (photos without masks are explained
+    by the environment light and the ground plane instead)."""
+    sfm: str = "auto"
+    """Camera poses by structure from motion (pycolmap) for a folder of photos (DIR/images/ or DIR):
+    auto (when the folder has no poses yet; written to DIR/sparse/0 and reused), force (redo) or off."""
+    mask_command: str = ""
+    """For a folder of photos: a command that writes one image's mask, run for each image without one
+    in DIR/masks/, with {image} and {mask} replaced by paths (e.g. "rembg i {image} {mask}"); empty: none
+    (photos without masks are reconstructed whole, see README)."""
+    bbox: list[float] = field(default_factory=list)
+    """The object's region, [xmin, ymin, zmin, xmax, ymax, zmax] in the dataset's units; empty: found
+    from the ground plane and the cameras (photos) or the masks."""
     synthetic: SyntheticConfig = field(default_factory=_default_synthetic)
     """The built-in scene, rendered into <run dir>/synthetic when ``path`` is empty."""
+
+    def downscale_for(self, scene: SceneData) -> float:
+        """The downscale factor for ``scene``'s images: ``downscale``, more when ``max_side`` needs it."""
+        longest = max(scene.cameras.width, scene.cameras.height)
+        return max(self.downscale, longest / self.max_side) if self.max_side > 0 else self.downscale
 
 
 @dataclass
@@ -116,7 +137,15 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("dataset.format", lambda v: v == "auto" or v in FORMATS, f"auto or one of {', '.join(FORMATS)}"),
     ("dataset.test_every", lambda v: v >= 1, "an integer >= 1"),
     ("dataset.downscale", lambda v: v > 0, "a factor > 0"),
+    ("dataset.max_side", lambda v: v == 0 or v >= 16, "0 (no limit) or a size >= 16 pixels"),
     ("dataset.background", lambda v: v in ("random", "white", "black"), "random, white or black"),
+    ("dataset.sfm", lambda v: v in SFM_MODES, f"one of {', '.join(SFM_MODES)}"),
+    (
+        "dataset.bbox",
+        lambda v: len(v) == 0 or (len(v) == 6 and all(a < b for a, b in zip(v[:3], v[3:], strict=True))),
+        "[] or [xmin, ymin, zmin, xmax, ymax, zmax] with each min < max",
+    ),
+    ("model.ground_texture", lambda v: v >= 8, "a texture size >= 8"),
     (
         "dataset.synthetic.object",
         lambda v: v in BUILT_IN_OBJECTS or v.lower().endswith(".obj"),

@@ -17,12 +17,15 @@ from data.dataset import MultiViewDataset
 from data.files import write_text_atomic
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.normalization import SceneTransform
+from data.orientation import Z_UP, rotation_to_z_up
 from geometry.obj import read_obj
+from recon.backdrop import load_ground
 from recon.checkpoint import CheckpointError
 from recon.config import Config
 from recon.metrics import image_psnr, image_ssim, surface_metrics
 from recon.scene import build_scene
 from recon.texture_material import TextureMaterial
+from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.renderer import render_views
 
@@ -46,15 +49,16 @@ def reference_mesh(config: Config, run_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_asset(folder: Path, light_resolution: int) -> tuple:
+def load_asset(folder: Path, light_resolution: int, up=Z_UP) -> tuple:
     """An exported asset (docs/design.md, "Export contract") as (vertices, faces, uv, uv_faces, material,
-    light), in world units."""
+    light), in world units; ``up``: the world's up axis, the probe's pole."""
     mesh = read_obj(folder / "mesh.obj")
     if mesh.uv is None:
         raise CheckpointError(f"{folder / 'mesh.obj'}: no texture coordinates")
     light = EnvironmentLight.from_file(
-        folder / "probe.hdr", EnvironmentLightConfig(resolution=light_resolution)
-    )
+        folder / "probe.hdr", EnvironmentLightConfig(resolution=light_resolution),
+        rotation=rotation_to_z_up(up).float(),
+    )  # fmt: skip
     return mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces, TextureMaterial.from_files(folder), light
 
 
@@ -88,20 +92,26 @@ def asset_dataset(scene, split: str, downscale: float) -> MultiViewDataset:
 
 
 def evaluate_asset(
-    folder: Path, dataset: MultiViewDataset, views, light_resolution: int, image_dir: Path | None = None
-) -> dict:
-    """PSNR and SSIM (sRGB, over white) of an exported asset rendered by our renderer in ``views`` of a
-    world-unit dataset (:func:`asset_dataset`); side-by-side images into ``image_dir`` when given."""
-    vertices, faces, uv, uv_faces, material, light = load_asset(folder, light_resolution)
+    folder: Path, dataset: MultiViewDataset, views, light_resolution: int, image_dir: Path | None = None,
+    up=Z_UP, backdrop: Backdrop | None = None, asset: tuple | None = None,
+) -> dict:  # fmt: skip
+    """PSNR and SSIM (sRGB, over white, or for photos over the ``backdrop``) of an exported asset
+    rendered by our renderer in ``views`` of a world-unit dataset (:func:`asset_dataset`); side-by-side
+    images into ``image_dir`` when given. ``asset``: a :func:`load_asset` result to use instead of
+    reading ``folder``."""
+    vertices, faces, uv, uv_faces, material, light = asset or load_asset(folder, light_resolution, up)
     if image_dir is not None:
         image_dir.mkdir(exist_ok=True)
     psnrs, ssims = [], []
     with torch.no_grad():
         for view in views:
             batch = dataset.batch([view])
+            background = batch.background if backdrop is None else None
             out = render_views(
-                vertices, faces, batch.cameras, light, material, batch.background, uv=uv, uv_faces=uv_faces
+                vertices, faces, batch.cameras, light, material, background, uv=uv, uv_faces=uv_faces
             )
+            if backdrop is not None:
+                out = backdrop(out, batch.cameras, light)
             rendered, reference = linear_to_srgb(out.rgb[0]), linear_to_srgb(batch.images[0])
             psnrs.append(image_psnr(rendered, reference))
             ssims.append(image_ssim(rendered, reference))
@@ -117,11 +127,18 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
     (rendered | reference, sRGB, white background)."""
     run_dir = Path(run_dir)
     config, folder = load_run(run_dir)
-    scene = build_scene(config, run_dir)
+    scene = build_scene(config, run_dir, sfm="off")
     split = "test" if scene.splits.get("test") else "val"
-    dataset = asset_dataset(scene, split, config.dataset.downscale)
+    dataset = asset_dataset(scene, split, config.dataset.downscale_for(scene))
     views = range(len(dataset)) if not max_views else range(min(max_views, len(dataset)))
-    scores = evaluate_asset(folder, dataset, views, config.model.light.resolution, run_dir / "eval")
+    backdrop = None
+    if dataset.photos:
+        ground = run_dir / "ground"
+        backdrop = Backdrop(load_ground(ground) if (ground / "ground.json").is_file() else None)
+    up, _ = load_up(run_dir)
+    scores = evaluate_asset(
+        folder, dataset, views, config.model.light.resolution, run_dir / "eval", up, backdrop
+    )
     psnrs, ssims = scores["psnrs"], scores["ssims"]
     metrics = {"asset": folder.name, "split": split, "views": len(psnrs), "psnr": float(np.mean(psnrs)),
                "ssim": float(np.mean(ssims))}  # fmt: skip

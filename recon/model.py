@@ -6,12 +6,13 @@ of the origin, the SDF box [-1, 1]^3); cameras come from a :class:`data.dataset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from data.dataset import Batch
+from data.ground import Region
 from geometry.extraction import GridConfig, SDFGrid, extract_mesh
 from geometry.regularizers import (
     eikonal_loss,
@@ -26,6 +27,7 @@ from geometry.sdf import SDFNetwork, SDFNetworkConfig
 from recon.errors import TrainingError
 from recon.losses import Schedule, image_loss, mask_loss, psnr
 from recon.material import MaterialConfig, MaterialMLP
+from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.renderer import RenderOutput, render_views
 
@@ -42,6 +44,8 @@ class ModelConfig:
     material: MaterialConfig = field(default_factory=MaterialConfig)
     light: EnvironmentLightConfig = field(default_factory=_light_config)
     grid: GridConfig = field(default_factory=lambda: GridConfig(resolution=64))
+    ground_texture: int = 1024
+    """Side of the ground plane's texture (photos without masks; render.background.GroundPlane)."""
 
 
 @dataclass
@@ -79,20 +83,43 @@ class StepResult:
 
 
 class ReconstructionModel(nn.Module):
-    def __init__(self, config: ModelConfig | None = None, seed: int = 0):
+    """The SDF network, material MLP and light; for photos without masks also a ``backdrop`` (what the
+    views show around the object: the light, the ground plane) and a ``region`` (normalized) that the
+    surface is kept inside (the SDF is intersected with it, and the network starts as a sphere inside
+    it: where the region's face is the surface, the network gets no gradient to move it)."""
+
+    def __init__(
+        self, config: ModelConfig | None = None, seed: int = 0, backdrop: Backdrop | None = None,
+        region: Region | None = None,
+    ):  # fmt: skip
         super().__init__()
         self.config = config or ModelConfig()
         sdf = self.config.sdf
+        if region is not None:  # start inside the region: where it clips, the network gets no gradient
+            sdf = replace(sdf, init_radius=min(sdf.init_radius, 0.8 * float(region.half.min())))
         self.sdf = SDFNetwork(sdf, seed=seed)
         self.material = MaterialMLP(self.config.material, sdf.bbox_min, sdf.bbox_max, seed=seed + 1)
         self.light = EnvironmentLight(self.config.light)
+        self.backdrop = backdrop
+        self.region = region
+
+    def surface_sdf(self, points: torch.Tensor) -> torch.Tensor:
+        """[P] the SDF whose zero set is the surface: the network's, cut to the region when there is one."""
+        values = self.sdf.sdf(points)
+        if self.region is None:
+            return values
+        return torch.maximum(values, self.region.sdf(points).to(values))
 
     def extract(self) -> tuple[torch.Tensor, torch.Tensor, SDFGrid]:
         """The current mesh (vertices differentiable in the SDF network), faces, the sampled grid."""
-        return extract_mesh(self.sdf.sdf, self.sdf.lower, self.sdf.upper, self.config.grid)
+        return extract_mesh(self.surface_sdf, self.sdf.lower, self.sdf.upper, self.config.grid)
 
     def render(self, batch: Batch, vertices: torch.Tensor, faces: torch.Tensor) -> RenderOutput:
-        return render_views(vertices, faces, batch.cameras, self.light, self.material, batch.background)
+        """The views of ``batch``: over its background colour, or over the backdrop for photos."""
+        if self.backdrop is None:
+            return render_views(vertices, faces, batch.cameras, self.light, self.material, batch.background)
+        out = render_views(vertices, faces, batch.cameras, self.light, self.material)
+        return self.backdrop(out, batch.cameras, self.light)
 
     def forward(self, batch: Batch, config: LossConfig, step: int, generator=None) -> StepResult:
         """:meth:`step_loss` (the call DistributedDataParallel wraps)."""
@@ -126,6 +153,8 @@ class ReconstructionModel(nn.Module):
             "free_space": lambda: free_space_term(batch, out.alpha, config.free_space_rays, self.sdf, step),
         }
         weights = {name: getattr(config, f"{name}_weight")(step) for name in lazy}
+        if self.backdrop is not None:  # photos: no mask to match, no pixel known to be background
+            weights["mask"] = weights["free_space"] = 0.0
         terms = {name: term() for name, term in lazy.items() if weights[name] != 0}  # zero weight: skipped
         loss = sum(weights[name] * value for name, value in terms.items())
         logged = {name: float(value.detach()) for name, value in terms.items()}

@@ -17,6 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from data.dataset import MultiViewDataset
 from data.errors import DatasetError
 from data.files import write_text_atomic
+from recon.backdrop import make_backdrop, save_ground
 from recon.checkpoint import checkpoints_newest_first, load_checkpoint, save_checkpoint
 from recon.config import Config, validate
 from recon.distributed import DistributedContext
@@ -73,7 +74,13 @@ def build_dataset(
 ) -> MultiViewDataset:
     scene = build_scene(config, run_dir, context)
     data = config.dataset
-    return MultiViewDataset(scene, "train", downscale=data.downscale, background=data.background)
+    return MultiViewDataset(
+        scene,
+        "train",
+        downscale=data.downscale_for(scene),
+        background=data.background,
+        bbox=tuple(data.bbox) or None,
+    )
 
 
 def run(config: Config, run_dir: Path, context: DistributedContext | None = None) -> dict[str, float]:
@@ -95,7 +102,8 @@ def run(config: Config, run_dir: Path, context: DistributedContext | None = None
         if context.is_main:
             save_transform(run_dir / "scene_transform.json", dataset.transform)
         torch.manual_seed(config.train.seed)  # anything drawn from the global RNG is reproducible too
-        model = ReconstructionModel(config.model, seed=config.train.seed)
+        backdrop = make_backdrop(dataset, config.model.ground_texture)
+        model = ReconstructionModel(config.model, config.train.seed, backdrop, dataset.region)
         trainer = Trainer(model, dataset, config.train, run_dir, context)
         if config.train.resume:
             trainer.restore()
@@ -103,6 +111,7 @@ def run(config: Config, run_dir: Path, context: DistributedContext | None = None
         terms = dict(trainer.fit(resume=False))
         progress.mark("stage1", redone=trainer.step > start)
         textured = textured_model(config, run_dir, trainer, progress, context)
+        textured.region = dataset.region  # also when read back from checkpoints/textured.pt
         if context.is_main and not progress.finished("stage1_mesh"):
             export_model(textured, dataset, run_dir / "stage1_mesh")
             progress.mark("stage1_mesh")
@@ -180,6 +189,8 @@ def export_model(model: Stage2Model, dataset: MultiViewDataset, folder: Path) ->
     vertices = dataset.transform.to_world(model.vertices.detach())
     textures = model.material.textures()
     transform = dataset.transform
+    if model.backdrop is not None and model.backdrop.ground is not None:
+        save_ground(folder.parent / "ground", model.backdrop.ground, transform)
     return export_asset(
         folder, vertices, model.faces, model.uv, model.uv_faces, textures, model.light,
         up=transform.up, up_source=transform.up_source,

@@ -12,13 +12,24 @@ from recon.distributed import DistributedContext
 from recon.synthetic import make_synthetic_scene
 
 
-def build_scene(config: Config, run_dir: Path, context: DistributedContext | None = None) -> SceneData:
-    """The dataset's scene: parsed from ``dataset.path``, or the built-in synthetic scene (rendered into
-    ``<run dir>/synthetic`` once, by rank 0, then reused, e.g. by the evaluation)."""
+def build_scene(
+    config: Config, run_dir: Path, context: DistributedContext | None = None, sfm: str | None = None
+) -> SceneData:
+    """The dataset's scene: parsed from ``dataset.path`` (poses by SfM first when ``dataset.sfm``, or
+    ``sfm`` when given, says so), or the built-in synthetic scene (rendered into ``<run dir>/synthetic``
+    once, by rank 0, then reused, e.g. by the evaluation)."""
     context = context or DistributedContext()
     data = config.dataset
-    if data.path:
-        return load_scene(data.path, data.format, test_every=data.test_every)
+    sfm = sfm or data.sfm
+    if data.path:  # rank 0 runs SfM when it is needed; the others then find its model
+        if context.is_main:
+            scene = load_scene(data.path, data.format, data.test_every, data.sfm)
+        context.barrier()
+        if not context.is_main:
+            scene = load_scene(
+                data.path, data.format, data.test_every, "off" if data.sfm == "force" else data.sfm
+            )
+        return scene
     folder = run_dir / "synthetic"
     if context.is_main and not (folder / "transforms_train.json").is_file():
         make_synthetic_scene(folder, data.synthetic)

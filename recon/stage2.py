@@ -3,6 +3,7 @@ then textures, light and (optionally) vertex positions are optimized against the
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from data.dataset import Batch, MultiViewDataset
+from data.ground import Region
 from geometry.mesh import decimate, remove_small_components, unwrap_uv
 from geometry.regularizers import laplacian_loss
 from recon.bake import Textures, bake_textures
@@ -19,6 +21,7 @@ from recon.losses import image_loss, mask_loss, psnr
 from recon.model import ReconstructionModel
 from recon.texture_material import TextureMaterial
 from recon.trainer import TrainConfig
+from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.renderer import RenderOutput, render_views
 
@@ -52,8 +55,12 @@ class Stage2Config:
 class Stage2Model(nn.Module):
     """A fixed mesh (normalized frame) with UV textures and the light; vertex offsets when enabled."""
 
-    def __init__(self, vertices, faces, uv, uv_faces, material: TextureMaterial, light: EnvironmentLight):
+    def __init__(
+        self, vertices, faces, uv, uv_faces, material: TextureMaterial, light: EnvironmentLight,
+        backdrop: Backdrop | None = None, region: Region | None = None,
+    ):  # fmt: skip
         super().__init__()
+        self.region = region  # vertex offsets keep the vertices inside it (not saved: the dataset gives it)
         self.register_buffer("base_vertices", vertices.detach().clone())
         self.register_buffer("faces", faces.clone())
         self.register_buffer("uv", uv.clone())
@@ -61,6 +68,7 @@ class Stage2Model(nn.Module):
         self.offsets = nn.Parameter(torch.zeros_like(vertices))
         self.material = material
         self.light = light
+        self.backdrop = backdrop
 
     @classmethod
     def from_stage1(
@@ -77,7 +85,9 @@ class Stage2Model(nn.Module):
             uv, uv_faces = unwrap_uv(vertices, faces, resolution=texture_resolution)
             textures = bake_textures(model.material, vertices, faces, uv, uv_faces, texture_resolution)
         light = EnvironmentLight(model.light.config, model.light.base.detach())
-        return cls(vertices, faces, uv, uv_faces, TextureMaterial(textures, normal_map=normal_map), light)
+        backdrop = copy.deepcopy(model.backdrop) if model.backdrop is not None else None
+        material = TextureMaterial(textures, normal_map=normal_map)
+        return cls(vertices, faces, uv, uv_faces, material, light, backdrop, model.region)
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], light: EnvironmentLightConfig) -> Stage2Model:
@@ -92,6 +102,7 @@ class Stage2Model(nn.Module):
         model = cls(
             state["base_vertices"], state["faces"], state["uv"], state["uv_faces"], TextureMaterial(textures),
             EnvironmentLight(light, state["light.base"]),
+            Backdrop.from_state(state, "backdrop.") if "backdrop.enabled" in state else None,
         )  # fmt: skip
         model.load_state_dict(state)
         return model
@@ -105,10 +116,13 @@ class Stage2Model(nn.Module):
         return self.render(batch)
 
     def render(self, batch: Batch) -> RenderOutput:
-        return render_views(
-            self.vertices, self.faces, batch.cameras, self.light, self.material, batch.background,
+        """The views of ``batch``: over its background colour, or over the backdrop for photos."""
+        background = batch.background if self.backdrop is None else None
+        out = render_views(
+            self.vertices, self.faces, batch.cameras, self.light, self.material, background,
             uv=self.uv, uv_faces=self.uv_faces,
         )  # fmt: skip
+        return out if self.backdrop is None else self.backdrop(out, batch.cameras, self.light)
 
 
 class Stage2Trainer(TrainingLoop):
@@ -128,6 +142,10 @@ class Stage2Trainer(TrainingLoop):
              "lr": config.texture_lr, "name": "textures"},
             {"params": model.light.parameters(), "lr": config.light_lr, "name": "light"},
         ]  # fmt: skip
+        if model.backdrop is not None and model.backdrop.ground is not None:
+            groups.append(
+                {"params": [model.backdrop.ground.texture], "lr": config.texture_lr, "name": "ground"}
+            )
         if model.material.normal_map is not None:
             groups.append(
                 {"params": [model.material.normal_map], "lr": config.normal_lr, "name": "normal_map"}
@@ -146,7 +164,7 @@ class Stage2Trainer(TrainingLoop):
         out = self.network(batch)
         image = image_loss(out.rgb, batch.images, config.image)
         mask = mask_loss(out.alpha, batch.masks)
-        loss = image + config.mask_weight * mask
+        loss = image + (config.mask_weight * mask if model.backdrop is None else 0)  # photos: no masks
         if config.optimize_vertices:
             loss = loss + config.laplacian_weight * laplacian_loss(model.vertices, model.faces)
         if model.material.normal_map is not None and config.normal_smoothness_weight > 0:
@@ -161,6 +179,12 @@ class Stage2Trainer(TrainingLoop):
     def after_step(self) -> None:
         self.model.material.clamp_()
         self.model.light.clamp_()
+        if self.model.backdrop is not None:
+            self.model.backdrop.clamp_()
+        if self.model.region is not None:
+            with torch.no_grad():
+                model = self.model
+                model.offsets.copy_(model.region.clamp(model.vertices) - model.base_vertices)
 
     def preview(self, batch: Batch) -> RenderOutput:
         return self.model.render(batch)

@@ -34,6 +34,8 @@ class OptimizerConfig:
     sdf_mlp_lr: float = 1e-3
     material_lr: float = 1e-2
     light_lr: float = 3e-2
+    ground_lr: float = 1e-2
+    """The ground plane's texture (photos without masks)."""
     final_lr_fraction: float = 0.1
     eps: float = 1e-15
     """Adam's epsilon (instant-ngp's 1e-15 by default)."""
@@ -70,15 +72,15 @@ class TrainConfig:
 
 
 def make_optimizer(model: ReconstructionModel, config: OptimizerConfig) -> torch.optim.Adam:
-    return adam(
-        [
-            {"params": model.sdf.encoding.parameters(), "lr": config.sdf_encoding_lr, "name": "sdf_encoding"},
-            {"params": model.sdf.layers.parameters(), "lr": config.sdf_mlp_lr, "name": "sdf_mlp"},
-            {"params": model.material.parameters(), "lr": config.material_lr, "name": "material"},
-            {"params": model.light.parameters(), "lr": config.light_lr, "name": "light"},
-        ],
-        eps=config.eps,
-    )
+    groups = [
+        {"params": model.sdf.encoding.parameters(), "lr": config.sdf_encoding_lr, "name": "sdf_encoding"},
+        {"params": model.sdf.layers.parameters(), "lr": config.sdf_mlp_lr, "name": "sdf_mlp"},
+        {"params": model.material.parameters(), "lr": config.material_lr, "name": "material"},
+        {"params": model.light.parameters(), "lr": config.light_lr, "name": "light"},
+    ]
+    if model.backdrop is not None and model.backdrop.ground is not None:
+        groups.append({"params": [model.backdrop.ground.texture], "lr": config.ground_lr, "name": "ground"})
+    return adam(groups, eps=config.eps)
 
 
 class Trainer(TrainingLoop):
@@ -124,6 +126,8 @@ class Trainer(TrainingLoop):
 
     def after_step(self) -> None:
         self.model.light.clamp_()
+        if self.model.backdrop is not None:
+            self.model.backdrop.clamp_()
 
     def preview(self, batch: Batch) -> RenderOutput:
         vertices, faces, _ = self.model.extract()

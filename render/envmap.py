@@ -92,10 +92,15 @@ def sample_latlong(latlong: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return out[0, :, 0].t().reshape(*d.shape[:-1], channels)
 
 
-def latlong_to_cube(latlong: torch.Tensor, size: int, samples: int = 2) -> torch.Tensor:
+def latlong_to_cube(
+    latlong: torch.Tensor, size: int, samples: int = 2, rotation: torch.Tensor | None = None
+) -> torch.Tensor:
     """Resample a lat-long map [H, W, C] into a cube map [6, S, S, C] (mean of samples^2 bilinear
-    lookups per texel)."""
+    lookups per texel). ``rotation`` [3, 3] maps the cube's frame to the lat-long's, as in
+    :func:`cube_to_latlong` (so the two are inverse to each other)."""
     d = cube_directions(size, latlong.device, latlong.dtype, samples)
+    if rotation is not None:
+        d = d @ rotation.to(d).T  # lat-long direction = rotation (cube direction)
     fine = sample_latlong(latlong, d)  # [6, S*k, S*k, C]
     channels = latlong.shape[-1]
     return fine.reshape(6, size, samples, size, samples, channels).mean((2, 4))

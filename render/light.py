@@ -95,10 +95,15 @@ class EnvironmentLight(nn.Module):
         self.base = nn.Parameter(base.detach().clone())
 
     @classmethod
-    def from_latlong(cls, latlong: torch.Tensor, config: EnvironmentLightConfig | None = None):
-        """A light initialized from a lat-long radiance map [H, 2H, 3]."""
+    def from_latlong(
+        cls, latlong: torch.Tensor, config: EnvironmentLightConfig | None = None,
+        rotation: torch.Tensor | None = None,
+    ):  # fmt: skip
+        """A light initialized from a lat-long radiance map [H, 2H, 3]; ``rotation`` [3, 3] as in
+        :meth:`to_latlong` (the map was written in the frame rotated by it)."""
         config = config or EnvironmentLightConfig()
-        return cls(config, latlong_to_cube(latlong.float(), config.resolution).clamp(min=0))
+        cube = latlong_to_cube(latlong.float(), config.resolution, rotation=rotation)
+        return cls(config, cube.clamp(min=0))
 
     def clamp_(self) -> None:
         """Project the texels back to non-negative radiance (call after each optimizer step)."""
@@ -169,9 +174,13 @@ class EnvironmentLight(nn.Module):
         return cube_to_latlong(self.base.detach(), height or 2 * self.config.resolution, rotation=rotation)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, config: EnvironmentLightConfig | None = None):
-        """A light initialized from an equirectangular .hdr / .exr / .npy file."""
-        return cls.from_latlong(torch.from_numpy(load_environment(path)), config)
+    def from_file(
+        cls, path: str | os.PathLike, config: EnvironmentLightConfig | None = None,
+        rotation: torch.Tensor | None = None,
+    ):  # fmt: skip
+        """A light initialized from an equirectangular .hdr / .exr / .npy file (``rotation``: see
+        :meth:`from_latlong`)."""
+        return cls.from_latlong(torch.from_numpy(load_environment(path)), config, rotation)
 
     def save_probe(
         self, path: str | os.PathLike, height: int = 0, rotation: torch.Tensor | None = None

@@ -31,7 +31,7 @@ def evaluate(run_dir: Path, n_views: int, downscale: float, samples: int) -> Non
     up, up_source = load_up(run_dir)
     scene = build_scene(config, run_dir)
     split = "test" if scene.splits.get("test") else "val"
-    dataset = asset_dataset(scene, split, downscale or config.dataset.downscale)
+    dataset = asset_dataset(scene, split, downscale or config.dataset.downscale_for(scene))
     views = range(min(n_views, len(dataset)))
     images = run_dir / "eval_blender"
     results = {"asset": folder.name, "split": split, "views": len(views), "samples": samples,

@@ -34,7 +34,7 @@ def build(run_dir: Path, out: Path, frames: int, samples: int) -> None:
     up, _ = load_up(run_dir)
     scene_data = build_scene(config, run_dir)
     split = "test" if scene_data.splits.get("test") else "val"
-    dataset = asset_dataset(scene_data, split, config.dataset.downscale)
+    dataset = asset_dataset(scene_data, split, config.dataset.downscale_for(scene_data))
     scene = blender.new_scene(samples=samples)
     scene.render.film_transparent = False  # show the environment behind the asset
     scene.render.image_settings.file_format = "PNG"

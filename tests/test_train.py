@@ -274,6 +274,10 @@ def test_bad_values_end_with_one_line(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
     error = one_line_error(train(tmp_path / "run", "stage2.image=l3", *TINY, *TINY_SYNTHETIC))
     assert "train.py: stage2.image='l3': expected one of" in error
+    error = one_line_error(train(tmp_path / "run", "dataset.sfm=sometimes", *TINY, *TINY_SYNTHETIC))
+    assert "train.py: dataset.sfm='sometimes': expected one of auto, force, off" in error
+    error = one_line_error(train(tmp_path / "run", "dataset.bbox=[0,0,0,1,-1,1]", *TINY, *TINY_SYNTHETIC))
+    assert "train.py: dataset.bbox=[0.0, 0.0, 0.0, 1.0, -1.0, 1.0]: expected [] or [xmin" in error
 
 
 def test_run_folder_that_cannot_be_created(tmp_path):

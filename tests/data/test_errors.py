@@ -118,7 +118,7 @@ def test_zero_views_in_a_split(tmp_path):
 
 
 def test_unknown_format_and_missing_folder(tmp_path):
-    expect("unknown dataset format", str(tmp_path), load_scene, tmp_path)
+    expect("no images and no known dataset format", str(tmp_path), load_scene, tmp_path)
     expect("dataset folder not found", "nowhere", load_scene, tmp_path / "nowhere")
 
 

@@ -1,0 +1,97 @@
+"""Camera poses of a folder of photos by structure from motion (pycolmap), and its bad inputs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pycolmap")
+
+from data.cameras import pose_errors, similarity_from_centres  # noqa: E402
+from data.dataset import load_scene  # noqa: E402
+from data.errors import DatasetError  # noqa: E402
+from data.images import write_image  # noqa: E402
+from data.nerf_synthetic import load_nerf_synthetic  # noqa: E402
+from data.sfm import run_sfm  # noqa: E402
+from recon.capture import CaptureConfig, make_capture_scene  # noqa: E402
+from recon.synthetic import SyntheticConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    """16 photos (192^2) of the built-in object on a table, their SfM model and the truth."""
+    root = tmp_path_factory.mktemp("capture")
+    config = CaptureConfig(SyntheticConfig(resolution=192, light_resolution=32, mesh_resolution=64), views=16)
+    make_capture_scene(root / "photos", root / "truth", config)
+    scene = load_scene(root / "photos", progress=False)  # sfm=auto: there are no poses yet
+    return root, scene, load_nerf_synthetic(root / "truth")
+
+
+def _truth_cameras(scene, truth):
+    by_view = {int(p.stem.split("_")[-1]): i for i, p in enumerate(truth.image_paths)}
+    return truth.cameras[[by_view[int(p.stem.split("_")[-1])] for p in scene.image_paths]]
+
+
+def test_sfm_registers_every_photo_with_accurate_poses_in_an_upright_frame(capture, report):
+    root, scene, truth = capture
+    assert (root / "photos" / "sparse" / "0" / "cameras.bin").is_file()
+    assert len(scene.image_paths) == 16
+    true_cameras = _truth_cameras(scene, truth)
+    errors = pose_errors(scene.cameras, true_cameras)
+    report(f"SfM, 16 photos at 192^2: mean rotation error {errors['rotation_error_deg']:.3f} deg")
+    assert errors["rotation_error_deg"] < 1.0 and errors["centre_error"] < 0.01
+    _, rotation, _ = similarity_from_centres(scene.cameras.centers, true_cameras.centers)
+    assert (
+        float(rotation[2, 2]) > 0.999
+    )  # the model was re-oriented: its +Z is the true up (the table's normal)
+    assert bool((scene.cameras.centers[:, 2] > 0).all())  # and the table is at z = 0, below the cameras
+    assert scene.points is not None and float(scene.points[:, 2].abs().median()) < 0.02
+
+
+def test_a_second_load_reuses_the_model_and_force_redoes_it(capture):
+    root, _, _ = capture
+    model = root / "photos" / "sparse" / "0" / "images.bin"
+    before = model.stat().st_mtime_ns
+    load_scene(root / "photos", progress=False)
+    assert model.stat().st_mtime_ns == before
+    load_scene(root / "photos", sfm="off", progress=False)
+    assert model.stat().st_mtime_ns == before
+
+
+def test_photos_beside_the_model_without_an_images_folder(capture, tmp_path):
+    root, _, _ = capture
+    for path in sorted((root / "photos" / "images").iterdir()):
+        os.link(path, tmp_path / path.name)
+    scene = load_scene(tmp_path, progress=False)
+    assert len(scene.image_paths) == 16 and scene.image_paths[0].parent == tmp_path
+    assert (tmp_path / "sparse" / "0" / "images.bin").is_file()
+
+
+def test_sfm_bad_inputs_get_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="no images"):
+        load_scene(empty, progress=False)
+    mixed = tmp_path / "mixed" / "images"
+    write_image(mixed / "a.png", np.zeros((32, 32, 3), np.uint8))
+    write_image(mixed / "b.png", np.zeros((40, 32, 3), np.uint8))
+    with pytest.raises(DatasetError, match="b.png: image is 32x40, but a.png is 32x32"):
+        run_sfm(mixed.parent, progress=False)
+    broken = tmp_path / "broken" / "images"
+    write_image(broken / "a.png", np.zeros((32, 32, 3), np.uint8))
+    (broken / "b.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="b.png: cannot read image"):
+        run_sfm(broken.parent, progress=False)
+    with pytest.raises(DatasetError, match="unknown sfm mode"):
+        load_scene(broken.parent, sfm="sometimes", progress=False)
+
+
+def test_noise_photos_do_not_register(tmp_path):
+    rng = np.random.default_rng(0)
+    for view in range(6):
+        write_image(tmp_path / "images" / f"{view}.png", rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    with pytest.raises(DatasetError, match=r"registered \d+ of 6 images; take more photos"):
+        run_sfm(tmp_path, progress=False)
+    assert not (tmp_path / "sparse").exists() and not (tmp_path / "sfm").exists()  # nothing half-written
