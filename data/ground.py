@@ -62,6 +62,17 @@ class Region:
         inside = torch.maximum(torch.minimum(local, half), -half)
         return self.centre.to(points) + inside @ self.axes.to(points)
 
+    def crosses(self, origins: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """[...] whether rays [..., 3] (forward from their origins) pass through the box (slab test)."""
+        o = self.local(origins)
+        d = directions @ self.axes.to(directions).T
+        half = self.half.to(o)
+        safe = torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+        t0, t1 = (-half - o) / safe, (half - o) / safe
+        near = torch.minimum(t0, t1).max(-1).values
+        far = torch.maximum(t0, t1).min(-1).values
+        return (far >= near.clamp(min=0)) & (far > 0)
+
     def contains(self, points: torch.Tensor) -> torch.Tensor:
         return (self.local(points).abs() <= self.half.to(points)).all(-1)
 
@@ -161,8 +172,9 @@ def object_region(points: torch.Tensor, cameras: Camera, plane: Plane, lift: flo
     """The box above ``plane`` that holds the object, from the cameras (an object capture frames and
     aims at the object): its footprint is the square around the look-at point's foot that the sphere
     filling the narrowest half field of view covers at the cameras' mean distance, its height 2.3 times
-    the look-at point's (at most the footprint's width), raised to hold 98% of the sparse points above
-    the footprint when there are 30 or more. Its bottom is ``lift`` (of the cameras' distance) above the
+    the look-at point's (at most the footprint's width). With 100 or more sparse points above that
+    footprint (a textured object), the box shrinks to their 2-98% extent plus 15% of that sphere's
+    radius, and rises to hold 98% of them. Its bottom is ``lift`` (of the cameras' distance) above the
     plane, so the plane itself stays outside."""
     axes = plane_basis(plane.normal.double())
     foot = plane.point.double()
@@ -174,10 +186,15 @@ def object_region(points: torch.Tensor, cameras: Camera, plane: Plane, lift: flo
     bottom = lift * distance
     local = (points.double() - foot) @ axes.T
     over = local[(local[:, :2].abs() < reach).all(-1) & (local[:, 2] > bottom) & (local[:, 2] < 2 * reach)]
-    if len(over) >= 30:
+    low, high = torch.full((2,), -reach, dtype=torch.float64), torch.full((2,), reach, dtype=torch.float64)
+    if len(over) >= 100:  # a textured object: its own points bound it (with a margin for untextured parts)
         top = max(top, 1.1 * float(torch.quantile(over[:, 2], 0.98)))
-    centre = foot + axes[2] * (bottom + top) / 2
-    half = torch.tensor([reach, reach, (top - bottom) / 2], dtype=torch.float64)
+        margin = 0.15 * reach
+        low = (torch.quantile(over[:, :2], 0.02, dim=0) - margin).clamp(min=-reach)
+        high = (torch.quantile(over[:, :2], 0.98, dim=0) + margin).clamp(max=reach)
+    middle = torch.cat(((low + high) / 2, torch.tensor([(bottom + top) / 2], dtype=torch.float64)))
+    centre = foot + middle @ axes
+    half = torch.cat(((high - low) / 2, torch.tensor([(top - bottom) / 2], dtype=torch.float64)))
     return Region(centre.float(), axes.float(), half.float())
 
 

@@ -137,7 +137,11 @@ def run_sfm(root: str | os.PathLike, progress: bool = True, max_image_size: int 
     update = bar.stage("matching")
     matching = pycolmap.FeatureMatchingOptions()
     matching.guided_matching = True  # more matches on weakly textured objects
-    pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = 0  # with the mapper's seed: the same photos give the same model
+    pycolmap.match_exhaustive(
+        database, matching_options=matching, verification_options=verification, device=pycolmap.Device.cpu
+    )
     bar.done(update, f"{len(names) * (len(names) - 1) // 2} pairs")
     update = bar.stage("mapping")
     registered = [0]

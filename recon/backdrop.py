@@ -20,9 +20,10 @@ from render.hdr import read_hdr, write_hdr
 
 
 def photo_texture(dataset: MultiViewDataset, ground: GroundPlane, batch: int = 8) -> torch.Tensor:
-    """[T, T, 3] the mean colour of the photos' pixels whose rays meet the disk, per texel (texels no
-    ray meets get the overall mean): a starting point that training then corrects where the object
-    stands in front of the table."""
+    """[T, T, 3] per texel, the mean colour of the photos' pixels whose rays meet the disk: a starting
+    point for training. Rays through the object's region may see the object instead of the table, so
+    they count 1/20 as much as the others (they alone fill texels only they see); texels no ray meets
+    get the overall mean."""
     size = ground.texture.shape[0]
     sums = torch.zeros(size * size, 3, dtype=torch.float64)
     counts = torch.zeros(size * size, dtype=torch.float64)
@@ -35,11 +36,14 @@ def photo_texture(dataset: MultiViewDataset, ground: GroundPlane, batch: int = 8
             uv = ground.plane_coordinates(points[hit])
             cells = ((uv + 1) / 2 * size).floor().long().clamp(0, size - 1)
             index = cells[:, 1] * size + cells[:, 0]
-            sums.index_add_(0, index, data.images[hit].double())
-            counts.index_add_(0, index, torch.ones_like(index, dtype=torch.float64))
+            weight = torch.ones(len(index), dtype=torch.float64)
+            if dataset.region is not None:
+                weight[dataset.region.crosses(origins[hit], directions[hit])] = 0.05
+            sums.index_add_(0, index, data.images[hit].double() * weight[:, None])
+            counts.index_add_(0, index, weight)
     seen = counts > 0
     mean = sums[seen].sum(0) / counts[seen].sum() if bool(seen.any()) else torch.full((3,), 0.5)
-    texture = torch.where(seen[:, None], sums / counts.clamp(min=1)[:, None], mean)
+    texture = torch.where(seen[:, None], sums / counts.clamp(min=1e-9)[:, None], mean)
     return texture.reshape(size, size, 3).float()
 
 

@@ -223,29 +223,50 @@ def evaluate_capture(run_dir: str | os.PathLike, truth_dir: str | os.PathLike) -
 
 def photos_from_dataset(
     dataset_dir: str | os.PathLike, photos_dir: str | os.PathLike, truth_dir: str | os.PathLike,
-    environment: str | os.PathLike | None = None, test_every: int = 8,
+    environment: str | os.PathLike | None = None, test_every: int = 8, table: bool = False,
+    min_elevation: float = 5.0, seed: int = 0,
 ) -> None:  # fmt: skip
-    """A masked, posed NeRF-synthetic dataset turned into photos: every view (all splits) composited
-    over the environment it was lit by (``environment``, default ``<dataset>/env.hdr``) as seen through
-    its camera, written without alpha and without poses to ``photos_dir/images``; ``truth_dir`` gets the
-    same views with alpha and poses, re-split by the photos' hold-out rule (every ``test_every``-th),
-    and the dataset's ``gt_mesh.obj``, as :func:`make_capture_scene` writes them."""
+    """A masked, posed NeRF-synthetic dataset (all splits) turned into photos: each view composited
+    over what its camera sees of the environment it was lit by (``environment``, default
+    ``<dataset>/env.hdr``) and, with ``table``, of a textured table under the object (its plane through
+    the lowest point of ``gt_mesh.obj``, lit by that environment, as in :func:`make_capture_scene`;
+    only the views at least ``min_elevation`` degrees above it are kept), written without alpha and
+    without poses to ``photos_dir/images``. ``truth_dir`` gets the same views with alpha and poses,
+    re-split by the photos' hold-out rule (every ``test_every``-th), and the dataset's ``gt_mesh.obj``."""
     dataset_dir, photos_dir, truth_dir = Path(dataset_dir), Path(photos_dir), Path(truth_dir)
     scene = load_nerf_synthetic(dataset_dir)
     latlong = torch.as_tensor(load_environment(environment or dataset_dir / "env.hdr")).float()
     light = EnvironmentLight.from_latlong(latlong, EnvironmentLightConfig(resolution=256))
+    mesh = read_obj(dataset_dir / "gt_mesh.obj")
+    views = list(range(len(scene.image_paths)))
+    ground = None
+    if table:
+        lower, upper = mesh.vertices.min(0).values, mesh.vertices.max(0).values
+        centre = (lower + upper) / 2
+        radius = float((mesh.vertices - centre).norm(dim=-1).max())
+        floor = torch.tensor([float(centre[0]), float(centre[1]), float(lower[2])])
+        generator = torch.Generator().manual_seed(seed)
+        ground = GroundPlane(
+            floor, torch.tensor([0.0, 0.0, 1.0]), 3 * radius, initial=table_texture(1024, generator)
+        )
+        to_camera = scene.cameras.centers - centre
+        elevation = torch.rad2deg(torch.asin(to_camera[:, 2] / to_camera.norm(dim=-1)))
+        views = [view for view in views if float(elevation[view]) >= min_elevation]
     cutouts, names = [], []
-    for view in range(len(scene.image_paths)):
+    for view in views:
         rgba = torch.from_numpy(read_rgba(scene.image_paths[view])).float() / 255
-        _, directions = scene.cameras[[view]].rays()
+        origins, directions = scene.cameras[[view]].rays()
         with torch.no_grad():
             background = environment_radiance(light, directions)[0]
+            if ground is not None:
+                points, hit = ground.hits(origins[0], directions[0])
+                background[hit] = _shaded_table(ground, light, points[hit], -directions[0][hit])
         alpha = rgba[..., 3:]
         photo = srgb_to_linear(rgba[..., :3]) * alpha + background * (1 - alpha)
-        names.append(f"view_{view:04d}.png")
+        names.append(f"view_{len(names):04d}.png")
         write_image(photos_dir / "images" / names[-1], to_uint8(linear_to_srgb(photo)))
         cutouts.append((rgba * 255 + 0.5).to(torch.uint8).numpy())
     splits = holdout_splits(len(names), test_every)
-    write_nerf_synthetic(truth_dir, scene.cameras, cutouts, {k: v for k, v in splits.items() if v})
+    write_nerf_synthetic(truth_dir, scene.cameras[views], cutouts, {k: v for k, v in splits.items() if v})
     shutil.copyfile(dataset_dir / "gt_mesh.obj", truth_dir / "gt_mesh.obj")
     write_text_atomic(truth_dir / "photo_names.json", json.dumps(names))

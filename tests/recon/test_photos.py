@@ -66,3 +66,12 @@ def test_ground_plane_round_trips_in_world_units(photos, tmp_path):
     assert torch.allclose(loaded.origin, world, atol=1e-5)
     assert loaded.radius == pytest.approx(ground.radius / dataset.transform.scale, rel=1e-5)
     assert torch.allclose(loaded.texture, ground.texture.detach(), rtol=0.01, atol=1e-3)  # RGBE precision
+
+
+def test_rays_through_the_region_are_told_apart():
+    from data.ground import Region
+
+    region = Region.from_bounds((-1.0, -1.0, 0.0, 1.0, 1.0, 1.0))
+    origins = torch.tensor([[0.0, -5.0, 0.5], [0.0, -5.0, 1.5], [0.0, 0.0, 0.5], [0.0, 5.0, 0.5]])
+    directions = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    assert region.crosses(origins, directions).tolist() == [True, False, True, False]  # last: points away
