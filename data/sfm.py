@@ -65,7 +65,7 @@ class StageBar:
     """A one-line progress display per SfM stage (elapsed seconds, counts where the stage reports them)."""
 
     def __init__(self, total_stages: int, enabled: bool = True):
-        self.total, self.enabled, self.index, self.start = total_stages, enabled, 0, time.perf_counter()
+        self.total, self.enabled, self.index = total_stages, enabled, 0
         self.live = enabled and sys.stdout.isatty()  # a log file gets each stage's final line only
         self.last = ""
 

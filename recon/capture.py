@@ -29,7 +29,6 @@ from data.dataset import load_scene
 from data.files import write_text_atomic
 from data.images import linear_to_srgb, read_rgba, srgb_to_linear, to_uint8, write_image
 from data.nerf_synthetic import load_nerf_synthetic, write_nerf_synthetic
-from data.orientation import rotation_to_z_up
 from data.scene import SceneData, holdout_splits
 from geometry.obj import read_obj, write_obj
 from recon.evaluate import asset_dataset, evaluate_asset, load_asset, load_run, load_up
@@ -195,12 +194,10 @@ def evaluate_capture(run_dir: str | os.PathLike, truth_dir: str | os.PathLike) -
         scene.cameras.centers, truth.cameras[order].centers
     )
     up, _ = load_up(run_dir)
-    vertices, faces, uv, uv_faces, material, _ = load_asset(folder, config.model.light.resolution, up)
+    vertices, faces, uv, uv_faces, material, light = load_asset(
+        folder, config.model.light.resolution, up, turn=rotation
+    )
     aligned = (scale * vertices.double() @ rotation.T + translation).float()
-    light = EnvironmentLight.from_file(
-        folder / "probe.hdr", EnvironmentLightConfig(resolution=config.model.light.resolution),
-        rotation=(rotation_to_z_up(up) @ rotation.T).float(),
-    )  # fmt: skip
     reference = read_obj(truth_dir / "gt_mesh.obj")
     extent = float((reference.vertices.max(0).values - reference.vertices.min(0).values).norm())
     surface = surface_metrics(aligned, faces, reference.vertices, reference.faces, threshold=0.01 * extent)

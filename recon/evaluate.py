@@ -49,15 +49,16 @@ def reference_mesh(config: Config, run_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_asset(folder: Path, light_resolution: int, up=Z_UP) -> tuple:
+def load_asset(folder: Path, light_resolution: int, up=Z_UP, turn: torch.Tensor | None = None) -> tuple:
     """An exported asset (docs/design.md, "Export contract") as (vertices, faces, uv, uv_faces, material,
-    light), in world units; ``up``: the world's up axis, the probe's pole."""
+    light), in world units; ``up``: the world's up axis, the probe's pole. ``turn`` [3, 3]: the light is
+    wanted in the world rotated by it (the mesh stays as written)."""
     mesh = read_obj(folder / "mesh.obj")
     if mesh.uv is None:
         raise CheckpointError(f"{folder / 'mesh.obj'}: no texture coordinates")
     light = EnvironmentLight.from_file(
         folder / "probe.hdr", EnvironmentLightConfig(resolution=light_resolution),
-        rotation=rotation_to_z_up(up).float(),
+        rotation=(rotation_to_z_up(up) if turn is None else rotation_to_z_up(up) @ turn.double().T).float(),
     )  # fmt: skip
     return mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces, TextureMaterial.from_files(folder), light
 

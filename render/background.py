@@ -148,12 +148,6 @@ class Backdrop(nn.Module):
             ground.axes.copy_(state[f"{prefix}ground.axes"])
         return cls(ground)
 
-    def background(self, cameras, light: EnvironmentLight) -> torch.Tensor:
-        """[B, H, W, 3] what ``cameras`` (``rays()`` [B, H, W, 3] each, duck-typed like
-        render.renderer's cameras) see of the background."""
-        origins, directions = cameras.rays()
-        return background_radiance(origins, directions, light, self.ground)
-
     def clamp_(self) -> None:
         """Project the ground texture back to non-negative radiance (after each optimizer step)."""
         if self.ground is not None:
@@ -161,10 +155,8 @@ class Backdrop(nn.Module):
                 self.ground.texture.clamp_(min=0)
 
     def forward(self, out: RenderOutput, cameras, light: EnvironmentLight) -> RenderOutput:
-        """``out`` (rendered over black) composited over :meth:`background`."""
-        return composite(out, self.background(cameras, light))
-
-
-def composite(out: RenderOutput, colour: torch.Tensor) -> RenderOutput:
-    """``out`` (rendered over black) over a background image ``colour`` [B, H, W, 3]."""
-    return replace(out, rgb=out.rgb + colour.to(out.rgb) * (1 - out.alpha))
+        """``out`` (rendered over black) composited over what ``cameras`` (``rays()`` [B, H, W, 3] each,
+        duck-typed like render.renderer's cameras) see of the background."""
+        origins, directions = cameras.rays()
+        colour = background_radiance(origins, directions, light, self.ground)
+        return replace(out, rgb=out.rgb + colour.to(out.rgb) * (1 - out.alpha))
