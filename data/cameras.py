@@ -147,6 +147,12 @@ class Camera:
             height=height,
         )
 
+    def cropped(self, left: torch.Tensor, top: torch.Tensor, width: int, height: int) -> Camera:
+        """The cameras of ``width`` x ``height`` windows of the images whose top-left corners are at pixel
+        ``left``, ``top`` [B] (integers): the principal point moves, the focal lengths stay."""
+        left, top = (torch.as_tensor(v, dtype=torch.float32, device=self.cx.device) for v in (left, top))
+        return replace(self, cx=self.cx - left, cy=self.cy - top, width=int(width), height=int(height))
+
     def transformed(self, scale: float, offset: torch.Tensor) -> Camera:
         """The cameras after the world map x -> (x - offset) * scale (rotation-free similarity)."""
         c2w = self.c2w.clone()

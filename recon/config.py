@@ -105,6 +105,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     # (key, test of the value, what the key takes)
     ("train.steps", lambda v: v >= 1, "an integer >= 1 (stage 1 must train before stage 2 can start)"),
     ("train.batch_size", lambda v: v >= 1, "an integer >= 1"),
+    ("train.crop", lambda v: v == 0 or v >= 16, "0 (whole views) or a window side >= 16 pixels"),
     ("train.start_levels", lambda v: v >= 0, "an integer >= 0"),
     ("train.steps_per_level", lambda v: v >= 1, "an integer >= 1"),
     ("train.log_every", lambda v: v >= 1, "an integer >= 1"),
@@ -123,6 +124,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("train.optimizer.eps", lambda v: v > 0, "a number > 0"),
     ("stage2.steps", lambda v: v >= 0, "an integer >= 0 (0: no stage 2)"),
     ("stage2.batch_size", lambda v: v >= 1, "an integer >= 1"),
+    ("stage2.crop", lambda v: v == 0 or v >= 16, "0 (whole views) or a window side >= 16 pixels"),
     ("stage2.texture_lr", lambda v: v >= 0, "a learning rate >= 0"),
     ("stage2.light_lr", lambda v: v >= 0, "a learning rate >= 0"),
     ("stage2.vertex_lr", lambda v: v >= 0, "a learning rate >= 0"),

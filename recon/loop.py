@@ -88,6 +88,11 @@ class TrainingLoop:
     def batch_size(self) -> int:
         return self.config.batch_size
 
+    @property
+    def crop(self) -> int:
+        """Side of the random window of each view that a step trains on (0: whole views)."""
+        return self.config.crop
+
     def __init__(
         self,
         module: nn.Module,
@@ -195,7 +200,10 @@ class TrainingLoop:
     def train_step(self) -> dict[str, float]:
         self._check_parameters()
         self.before_step()
-        batch = self.context.shard(self.dataset.sample(self.batch_size, self.generator))
+        batch = self.dataset.sample(self.batch_size, self.generator)
+        if self.crop > 0:
+            batch = batch.cropped(self.crop, self.generator)
+        batch = self.context.shard(batch)
         loss, terms = self.compute(batch)
         terms = self.context.mean(dict(terms, loss=float(loss.detach())))
         if not math.isfinite(terms["loss"]):

@@ -33,6 +33,8 @@ class Stage2Config:
     steps: int = 300
     """0 skips stage 2 (the final asset is then the stage-1 one)."""
     batch_size: int = 4
+    crop: int = 0
+    """Random ``crop`` x ``crop`` windows of the views instead of whole views (0: whole views)."""
     texture_lr: float = 1e-2
     light_lr: float = 1e-2
     optimize_vertices: bool = True

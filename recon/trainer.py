@@ -49,6 +49,9 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 4
     """Views per step, over all processes (divisible by the torchrun process count)."""
+    crop: int = 0
+    """Train each step on a random ``crop`` x ``crop`` window of every view (0: whole views): full-resolution
+    detail at a fraction of a whole view's cost per step (large images on a CPU)."""
     seed: int = 0
     losses: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)

@@ -278,6 +278,8 @@ def test_bad_values_end_with_one_line(tmp_path):
     assert "train.py: dataset.sfm='sometimes': expected one of auto, force, off" in error
     error = one_line_error(train(tmp_path / "run", "dataset.bbox=[0,0,0,1,-1,1]", *TINY, *TINY_SYNTHETIC))
     assert "train.py: dataset.bbox=[0.0, 0.0, 0.0, 1.0, -1.0, 1.0]: expected [] or [xmin" in error
+    error = one_line_error(train(tmp_path / "run", "train.crop=8", *TINY, *TINY_SYNTHETIC))
+    assert "train.py: train.crop=8: expected 0 (whole views) or a window side >= 16 pixels" in error
 
 
 def test_run_folder_that_cannot_be_created(tmp_path):

@@ -50,6 +50,23 @@ def test_scaled_keeps_projections_consistent():
     torch.testing.assert_close(small, full * 0.5, atol=1e-4, rtol=0)
 
 
+def test_cropped_cameras_see_the_window():
+    cameras, points = off_centre(), known_points()
+    left, top = torch.tensor([0, 5, 11, 3, 20, 7]), torch.tensor([2, 0, 9, 14, 1, 4])
+    window = cameras.cropped(left, top, 17, 12)
+    assert (window.width, window.height) == (17, 12)
+    full, _ = cameras.project(points)
+    moved, _ = window.project(points)
+    offset = torch.stack((left, top), -1).float()[:, None]
+    torch.testing.assert_close(moved, full - offset, atol=1e-4, rtol=0)
+    full_origins, full_directions = cameras.rays()
+    origins, directions = window.rays()
+    for b in range(len(cameras)):  # the window's rays are the full image's rays of those pixels
+        rows, cols = slice(int(top[b]), int(top[b]) + 12), slice(int(left[b]), int(left[b]) + 17)
+        torch.testing.assert_close(directions[b], full_directions[b, rows, cols], atol=1e-5, rtol=0)
+        torch.testing.assert_close(origins[b], full_origins[b, rows, cols])
+
+
 def test_subsets_and_concatenation():
     cameras = off_centre()
     part = cameras[[1, 3]]

@@ -36,6 +36,31 @@ def test_batches_composite_in_linear_space(dataset):
     assert sample.images.shape == (6, 30, 40, 3) and set(sample.views[:4].tolist()) == {0, 1, 2, 3}
 
 
+def test_cropped_batches_keep_pixels_and_cameras_together(dataset):
+    batch = dataset.batch([0, 1, 2, 3])
+    window = batch.cropped(16, torch.Generator().manual_seed(3))
+    assert window.images.shape == (4, 16, 16, 3) and window.masks.shape == (4, 16, 16, 1)
+    full_directions = batch.cameras.rays()[1]
+    directions = window.cameras.rays()[1]
+    for b in range(4):  # find each window in its image by its top-left ray, then compare the pixels
+        top, left = (
+            int(batch.cameras.cy[b] - window.cameras.cy[b]),
+            int(batch.cameras.cx[b] - window.cameras.cx[b]),
+        )
+        torch.testing.assert_close(directions[b, 0, 0], full_directions[b, top, left], atol=1e-5, rtol=0)
+        torch.testing.assert_close(window.images[b], batch.images[b, top : top + 16, left : left + 16])
+        torch.testing.assert_close(window.masks[b], batch.masks[b, top : top + 16, left : left + 16])
+    corners = {
+        (int(batch.cameras.cy[b] - window.cameras.cy[b]), int(batch.cameras.cx[b] - window.cameras.cx[b]))
+        for b in range(4)
+    }
+    assert len(corners) > 1  # one window per view, drawn at random
+    tall = batch.cropped(100, torch.Generator().manual_seed(0))  # larger than the image: whole views
+    assert tall is batch
+    narrow = batch.cropped(35, torch.Generator().manual_seed(0))  # 35 x 35 of 40 x 30: clamped to 35 x 30
+    assert narrow.images.shape == (4, 30, 35, 3) and narrow.cameras.width == 35
+
+
 def test_random_background_differs_per_view(tmp_path):
     write_nerf_synthetic(tmp_path, ring_cameras(4), noise_images(4), {"train": [0, 1, 2, 3]})
     dataset = MultiViewDataset(load_scene(tmp_path), "train", background="random")

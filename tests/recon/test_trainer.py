@@ -93,3 +93,19 @@ def test_coarse_to_fine_leaves_inactive_levels_untouched(dataset, tmp_path):
     assert not torch.equal(params[:start], initial[:start])
     finished = train(dataset, tmp_path, 6, resume=True, start_levels=2, steps_per_level=2)
     assert finished.step == 6 and finished.model.sdf.active_levels == 4  # as trained, not step 6's 5
+
+
+def test_crop_trains_on_windows_of_the_views(dataset, tmp_path):
+    seen = []
+
+    class Recording(Trainer):
+        def compute(self, batch):
+            seen.append((tuple(batch.images.shape), float(batch.cameras.cx[0])))
+            return super().compute(batch)
+
+    config = TrainConfig(steps=3, batch_size=2, crop=24, image_every=0, checkpoint_every=0, progress=False)
+    trainer = Recording(ReconstructionModel(), dataset, config, tmp_path)
+    trainer.fit()
+    assert [shape for shape, _ in seen] == [(2, 24, 24, 3)] * 3
+    assert len({cx for _, cx in seen}) > 1  # a new window every step
+    assert trainer.step == 3 and torch.isfinite(torch.tensor(trainer.terms["loss"]))

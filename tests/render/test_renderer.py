@@ -57,6 +57,16 @@ def test_pixels_match_direct_shading_and_are_top_down():
     assert float(out.alpha[0, 0, 0]) == 0.0 and float(out.alpha[0, 32, 32]) == 1.0
 
 
+def test_a_cropped_camera_renders_the_window_of_the_full_image():
+    vertices, faces, cameras, light = setup()
+    window = cameras.cropped(torch.tensor([20]), torch.tensor([9]), 30, 24)
+    with torch.no_grad():
+        full = render_mesh(vertices, faces, cameras.mvp(), cameras.centers, (64, 64), light, material)
+        part = render_mesh(vertices, faces, window.mvp(), window.centers, (24, 30), light, material)
+    torch.testing.assert_close(part.alpha, full.alpha[:, 9:33, 20:50], atol=1e-5, rtol=0)
+    torch.testing.assert_close(part.rgb, full.rgb[:, 9:33, 20:50], atol=1e-4, rtol=0)
+
+
 def test_gradients_reach_vertices_and_light():
     vertices, faces, cameras, light = setup(32)
     vertices = vertices.clone().requires_grad_()
