@@ -107,20 +107,20 @@ class Batch:
 
     def cropped(self, side: int, generator: torch.Generator | None = None) -> Batch:
         """A random ``side`` x ``side`` window of each view (clamped to the image size; one window per view,
-        drawn uniformly), with its cameras (:meth:`data.cameras.Camera.cropped`). Training on windows
-        keeps the images' full resolution at a fraction of a whole view's cost per step."""
+        drawn uniformly), with its cameras (:meth:`data.cameras.Camera.cropped`)."""
         height, width = self.images.shape[1:3]
         h, w = min(side, height), min(side, width)
         if (h, w) == (height, width):
             return self
         top = torch.randint(height - h + 1, (len(self.views),), generator=generator)
         left = torch.randint(width - w + 1, (len(self.views),), generator=generator)
-        rows = [slice(int(t), int(t) + h) for t in top]
-        cols = [slice(int(x), int(x) + w) for x in left]
-        images = torch.stack([self.images[b, r, c] for b, (r, c) in enumerate(zip(rows, cols, strict=True))])
-        masks = torch.stack([self.masks[b, r, c] for b, (r, c) in enumerate(zip(rows, cols, strict=True))])
-        cameras = self.cameras.cropped(left.to(self.images.device), top.to(self.images.device), w, h)
-        return replace(self, images=images, masks=masks, cameras=cameras)
+        windows = [
+            (b, slice(int(t), int(t) + h), slice(int(x), int(x) + w))
+            for b, (t, x) in enumerate(zip(top, left, strict=True))
+        ]
+        images = torch.stack([self.images[window] for window in windows])
+        masks = torch.stack([self.masks[window] for window in windows])
+        return replace(self, images=images, masks=masks, cameras=self.cameras.cropped(left, top, w, h))
 
 
 @dataclass
