@@ -20,6 +20,7 @@ from recon.model import ModelConfig
 from recon.stage2 import Stage2Config
 from recon.synthetic import BUILT_IN_OBJECTS, SyntheticConfig
 from recon.trainer import TrainConfig
+from render.brdf import DIFFUSE_MODELS
 from render.raster import BACKENDS
 
 
@@ -162,6 +163,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("dataset.synthetic.fov_degrees", lambda v: 0 < v < 180, "an angle in (0, 180) degrees"),
     ("dataset.synthetic.distance", lambda v: v > 1, "a distance > 1 (object radii)"),
     ("model.light.resolution", lambda v: v >= 8, "a cube-map size >= 8"),
+    ("model.light.diffuse", lambda v: v in DIFFUSE_MODELS, f"one of {', '.join(DIFFUSE_MODELS)}"),
     ("render_backend", lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     ("device", lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
 )

@@ -6,7 +6,8 @@ turns it into the split-sum inputs, differentiably:
     direction with a per-pixel mip level from the roughness through :func:`render.raster.texture`;
   * diffuse: order-2 spherical harmonics of a low mip (see :mod:`render.sh`).
 Shading then is  specular = P(r, roughness) (F0 A + B)  and  diffuse = E(n)/pi * diffuse colour * C,
-with (A, B, C) from the DFG table of :mod:`render.dfg`.
+with (A, B, C) from the DFG table of :mod:`render.dfg` (C = 1 for Lambert). With ``multiscatter`` the
+specular albedo F0 A + B gains the energy single-scattering GGX loses (:func:`multiscatter_reflectance`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ class EnvironmentLightConfig:
     """Face size of the mip projected onto spherical harmonics for diffuse light."""
     initial_radiance: float = 0.5
     """Constant radiance of a light that is not initialized from a map."""
+    diffuse: str = "lambert"
+    """Diffuse lobe: "lambert" (glTF's and Blender's Principled BSDF's) or "burley" (Disney's
+    retro-reflective one, Mitsuba's principled BSDF's)."""
+    multiscatter: bool = True
+    """Add GGX's multiple-scattering energy (Fdez-Aguera 2019), so rough metals keep their brightness as
+    in Cycles' multiscatter GGX; False: single scattering only."""
 
 
 @dataclass
@@ -64,6 +71,18 @@ def dominant_direction(normal: torch.Tensor, mirror: torch.Tensor, alpha: torch.
     rough surfaces, where the lobe's mass moves off-specular (Lagarde & de Rousiers 2014, Frostbite)."""
     s = (1 - alpha) * (torch.sqrt((1 - alpha).clamp(min=1e-12)) + alpha)
     return safe_normalize(normal + s * (mirror - normal))
+
+
+def multiscatter_reflectance(
+    f0: torch.Tensor, single: torch.Tensor, single_energy: torch.Tensor
+) -> torch.Tensor:
+    """Directional albedo of GGX with multiple scattering (Fdez-Aguera 2019, "A Multiple-Scattering
+    Microfacet Model for Real-Time Image-based Lighting"): the single-scattering albedo ``single`` =
+    F0 A + B [..., 3] plus the energy 1 - E_ss lost by single scattering (``single_energy`` = A + B,
+    [..., 1]), re-emitted with the average Fresnel F_avg = F0 + (1 - F0) / 21 over repeated bounces."""
+    lost = 1 - single_energy
+    f_avg = f0 + (1 - f0) / 21
+    return single + single * f_avg * lost / (1 - lost * f_avg)
 
 
 def prefilter_light(base: torch.Tensor, config: EnvironmentLightConfig) -> SplitSumMaps:
@@ -85,6 +104,10 @@ class EnvironmentLight(nn.Module):
     def __init__(self, config: EnvironmentLightConfig | None = None, base: torch.Tensor | None = None):
         super().__init__()
         self.config = config or EnvironmentLightConfig()
+        if self.config.diffuse not in DIFFUSE_MODELS:
+            raise ValueError(
+                f"diffuse: expected one of {', '.join(DIFFUSE_MODELS)}, got {self.config.diffuse!r}"
+            )
         res = self.config.resolution
         if res < 1 or res & (res - 1):
             raise ValueError(f"resolution: expected a power of two, got {res}")
@@ -121,7 +144,7 @@ class EnvironmentLight(nn.Module):
         base_color: torch.Tensor,
         roughness: torch.Tensor,
         metallic: torch.Tensor,
-        diffuse: str = "lambert",
+        diffuse: str | None = None,
         maps: SplitSumMaps | None = None,
     ) -> torch.Tensor:
         """Outgoing radiance under this light (split-sum).
@@ -129,11 +152,12 @@ class EnvironmentLight(nn.Module):
         Args:
             normal: [..., 3] shading normals; view: [..., 3] directions towards the camera.
             base_color: [..., 3] linear RGB; roughness, metallic: [..., 1].
-            diffuse: "lambert" or "burley".
+            diffuse: "lambert" or "burley"; None: the config's.
             maps: a :meth:`prefilter` result to reuse within a step (computed when None).
         Returns:
             [..., 3] linear RGB.
         """
+        diffuse = diffuse or self.config.diffuse
         if diffuse not in DIFFUSE_MODELS:
             raise ValueError(f"diffuse: expected one of {', '.join(DIFFUSE_MODELS)}, got {diffuse!r}")
         maps = maps or self.prefilter()
@@ -157,7 +181,11 @@ class EnvironmentLight(nn.Module):
             boundary_mode="cube",
             max_mip_level=levels - 1,
         ).reshape(-1, 3)
-        specular = prefiltered * (specular_f0(color, metal) * dfg[:, 0:1] + dfg[:, 1:2])
+        f0 = specular_f0(color, metal)
+        reflectance = f0 * dfg[:, 0:1] + dfg[:, 1:2]
+        if self.config.multiscatter:
+            reflectance = multiscatter_reflectance(f0, reflectance, dfg[:, 0:1] + dfg[:, 1:2])
+        specular = prefiltered * reflectance
         diffuse_light = sh.mean_cosine_radiance(maps.sh_coeffs, n)
         albedo = diffuse_color(color, metal)
         if diffuse == "burley":
