@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from recon.material import MaterialConfig, MaterialMLP
-from recon.synthetic import procedural_material
+from recon.procedural import procedural_material
 
 
 def test_outputs_in_configured_ranges_and_unpack():
