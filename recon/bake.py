@@ -27,13 +27,30 @@ class Textures:
     metallic: torch.Tensor
     covered: torch.Tensor
     normal: torch.Tensor | None = None
+    occlusion: torch.Tensor | None = None
 
 
 def uv_vertex_positions(vertices: torch.Tensor, faces: torch.Tensor, uv_faces: torch.Tensor, n_uv: int):
-    """[T, 3] the position of each UV vertex (its face corners' mesh vertex)."""
-    positions = vertices.new_zeros(n_uv, 3)
+    """[T, C] the value of each UV vertex (its face corners' mesh vertex) for per-vertex values [V, C],
+    e.g. the positions."""
+    positions = vertices.new_zeros(n_uv, vertices.shape[-1])
     positions[uv_faces.reshape(-1)] = vertices[faces.reshape(-1)]
     return positions
+
+
+def bake_vertex_values(
+    values: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, uv_faces: torch.Tensor,
+    resolution: int, padding: int = 8,
+) -> torch.Tensor:  # fmt: skip
+    """Per-vertex values [V, C] interpolated over the UV layout into a texture [R, R, C] (row 0 = v = 0),
+    dilated by ``padding`` texels past the charts."""
+    clip = torch.cat((uv * 2 - 1, torch.zeros_like(uv[:, :1]), torch.ones_like(uv[:, :1])), -1)[None]
+    tri = uv_faces.to(torch.int32).contiguous()
+    with torch.no_grad():
+        rast, _ = rasterize(clip.contiguous(), tri, (resolution, resolution))
+        per_uv = uv_vertex_positions(values.float(), faces, uv_faces, len(uv))
+        image, _ = interpolate(per_uv[None].contiguous(), rast, tri)
+    return dilate(image[0], rast[0, ..., 3] > 0, padding)
 
 
 def dilate(image: torch.Tensor, covered: torch.Tensor, steps: int) -> torch.Tensor:

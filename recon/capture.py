@@ -194,17 +194,16 @@ def evaluate_capture(run_dir: str | os.PathLike, truth_dir: str | os.PathLike) -
         scene.cameras.centers, truth.cameras[order].centers
     )
     up, _ = load_up(run_dir)
-    vertices, faces, uv, uv_faces, material, light = load_asset(
-        folder, config.model.light.resolution, up, turn=rotation
-    )
-    aligned = (scale * vertices.double() @ rotation.T + translation).float()
+    asset = load_asset(folder, config.model.light.resolution, up, turn=rotation)
+    aligned = (scale * asset.vertices.double() @ rotation.T + translation).float()
+    faces = asset.faces
     reference = read_obj(truth_dir / "gt_mesh.obj")
     extent = float((reference.vertices.max(0).values - reference.vertices.min(0).values).norm())
     surface = surface_metrics(aligned, faces, reference.vertices, reference.faces, threshold=0.01 * extent)
     dataset = asset_dataset(truth, "test", config.dataset.downscale_for(truth))
     images = evaluate_asset(
         folder, dataset, range(len(dataset)), config.model.light.resolution, run_dir / "capture_eval",
-        asset=(aligned, faces, uv, uv_faces, material, light),
+        asset=asset._replace(vertices=aligned),
     )  # fmt: skip
     metrics = {
         "registered": len(scene.image_paths),

@@ -133,6 +133,8 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("stage2.laplacian_weight", lambda v: v >= 0, "a weight >= 0"),
     ("stage2.mask_weight", lambda v: v >= 0, "a weight >= 0"),
     ("stage2.normal_smoothness_weight", lambda v: v >= 0, "a weight >= 0"),
+    ("stage2.occlusion_every", lambda v: v >= 1, "an integer >= 1"),
+    ("stage2.occlusion_directions", lambda v: v >= 8, "an integer >= 8"),
     ("stage2.image", lambda v: v in IMAGE_LOSSES, f"one of {', '.join(IMAGE_LOSSES)}"),
     ("export.texture_resolution", _power_of_two, "a power of two >= 8 (mipmaps)"),
     ("export.min_component_fraction", lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),

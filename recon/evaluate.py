@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -27,6 +29,7 @@ from recon.scene import build_scene
 from recon.texture_material import TextureMaterial
 from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
+from render.occlusion import vertex_occlusion
 from render.renderer import render_views
 
 
@@ -49,10 +52,37 @@ def reference_mesh(config: Config, run_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_asset(folder: Path, light_resolution: int, up=Z_UP, turn: torch.Tensor | None = None) -> tuple:
-    """An exported asset (docs/design.md, "Export contract") as (vertices, faces, uv, uv_faces, material,
-    light), in world units; ``up``: the world's up axis, the probe's pole. ``turn`` [3, 3]: the light is
-    wanted in the world rotated by it (the mesh stays as written)."""
+class Asset(NamedTuple):
+    """An exported asset read back (world units): what :func:`render.renderer.render_views` needs."""
+
+    vertices: torch.Tensor
+    faces: torch.Tensor
+    uv: torch.Tensor
+    uv_faces: torch.Tensor
+    material: TextureMaterial
+    light: EnvironmentLight
+    occlusion: torch.Tensor | None
+    """[V] ambient occlusion of the mesh when the asset has it baked (ORM's R channel below 1), else None."""
+
+    def render(self, cameras, background: torch.Tensor | None = None, light: EnvironmentLight | None = None):
+        """The asset in ``cameras`` under its own probe (or ``light``)."""
+        return render_views(
+            self.vertices, self.faces, cameras, light or self.light, self.material, background,
+            uv=self.uv, uv_faces=self.uv_faces, occlusion=self.occlusion,
+        )  # fmt: skip
+
+
+def has_baked_occlusion(folder: Path) -> bool:
+    """Whether the ORM texture's R channel holds ambient occlusion (anything below 1)."""
+    path = folder / "texture_ks.png"
+    return path.is_file() and int(np.asarray(iio.imread(path))[..., 0].min()) < 255
+
+
+def load_asset(folder: Path, light_resolution: int, up=Z_UP, turn: torch.Tensor | None = None) -> Asset:
+    """An exported asset (docs/design.md, "Export contract"), in world units; ``up``: the world's up
+    axis, the probe's pole. ``turn`` [3, 3]: the light is wanted in the world rotated by it (the mesh
+    stays as written). When the asset has occlusion baked, the mesh's own (render.occlusion, which the
+    bake was made of) shades it, as a glTF viewer applies ``occlusionTexture``."""
     mesh = read_obj(folder / "mesh.obj")
     if mesh.uv is None:
         raise CheckpointError(f"{folder / 'mesh.obj'}: no texture coordinates")
@@ -60,7 +90,9 @@ def load_asset(folder: Path, light_resolution: int, up=Z_UP, turn: torch.Tensor 
         folder / "probe.hdr", EnvironmentLightConfig(resolution=light_resolution),
         rotation=(rotation_to_z_up(up) if turn is None else rotation_to_z_up(up) @ turn.double().T).float(),
     )  # fmt: skip
-    return mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces, TextureMaterial.from_files(folder), light
+    occlusion = vertex_occlusion(mesh.vertices, mesh.faces) if has_baked_occlusion(folder) else None
+    material = TextureMaterial.from_files(folder)
+    return Asset(mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces, material, light, occlusion)
 
 
 def load_run(run_dir: Path) -> tuple[Config, Path]:
@@ -94,13 +126,13 @@ def asset_dataset(scene, split: str, downscale: float) -> MultiViewDataset:
 
 def evaluate_asset(
     folder: Path, dataset: MultiViewDataset, views, light_resolution: int, image_dir: Path | None = None,
-    up=Z_UP, backdrop: Backdrop | None = None, asset: tuple | None = None,
+    up=Z_UP, backdrop: Backdrop | None = None, asset: Asset | None = None,
 ) -> dict:  # fmt: skip
     """PSNR and SSIM (sRGB, over white, or for photos over the ``backdrop``) of an exported asset
     rendered by our renderer in ``views`` of a world-unit dataset (:func:`asset_dataset`); side-by-side
     images into ``image_dir`` when given. ``asset``: a :func:`load_asset` result to use instead of
     reading ``folder``."""
-    vertices, faces, uv, uv_faces, material, light = asset or load_asset(folder, light_resolution, up)
+    asset = asset or load_asset(folder, light_resolution, up)
     if image_dir is not None:
         image_dir.mkdir(exist_ok=True)
     psnrs, ssims = [], []
@@ -108,11 +140,9 @@ def evaluate_asset(
         for view in views:
             batch = dataset.batch([view])
             background = batch.background if backdrop is None else None
-            out = render_views(
-                vertices, faces, batch.cameras, light, material, background, uv=uv, uv_faces=uv_faces
-            )
+            out = asset.render(batch.cameras, background)
             if backdrop is not None:
-                out = backdrop(out, batch.cameras, light)
+                out = backdrop(out, batch.cameras, asset.light)
             rendered, reference = linear_to_srgb(out.rgb[0]), linear_to_srgb(batch.images[0])
             psnrs.append(image_psnr(rendered, reference))
             ssims.append(image_ssim(rendered, reference))

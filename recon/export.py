@@ -47,7 +47,8 @@ def texture_images(textures: Textures) -> dict[str, np.ndarray]:
     """The PNG images of the contract: sRGB base colour, linear roughness / metallic, ORM, and the
     tangent-space normal map ((n + 1) / 2) when there is one."""
     roughness, metallic = textures.roughness, textures.metallic
-    orm = torch.cat((torch.ones_like(roughness), roughness, metallic), -1)
+    occlusion = torch.ones_like(roughness) if textures.occlusion is None else textures.occlusion
+    orm = torch.cat((occlusion.clamp(0, 1), roughness, metallic), -1)
     images = {
         "texture_kd.png": _to_uint8(linear_to_srgb(textures.base_color)),
         "texture_roughness.png": _to_uint8(roughness)[..., 0],
@@ -75,9 +76,11 @@ def glb_bytes(
     tangents: np.ndarray | None = None,
     normal_png: bytes | None = None,
     extras: dict | None = None,
+    occlusion: bool = False,
 ) -> bytes:
     """A glTF 2.0 binary: one mesh, one metallic-roughness material with embedded PNG textures, and a
-    tangent-space ``normalTexture`` with its ``TANGENT`` attribute [N, 4] when both are given. Arrays are
+    tangent-space ``normalTexture`` with its ``TANGENT`` attribute [N, 4] when both are given;
+    ``occlusion``: the ORM texture's R channel is ambient occlusion (``occlusionTexture``). Arrays are
     in glTF axes (+Y up); ``extras`` go into the asset's metadata."""
     blobs, views = [], []
 
@@ -116,6 +119,8 @@ def glb_bytes(
             "roughnessFactor": 1.0,
         },
     }
+    if occlusion:
+        material["occlusionTexture"] = {"index": 1}
     if tangents is not None and normal_png is not None:
         attributes["TANGENT"] = len(accessors)
         accessors.append(accessor(tangents, "<f4", float32, "VEC4", array))
@@ -224,6 +229,7 @@ def export_asset(
         tangents=torch.cat((tangents[:, :3] @ rotation.T, tangents[:, 3:]), -1).numpy(),
         normal_png=pngs.get("texture_n.png"),
         extras={"world_up": [float(x) for x in up], "world_up_source": up_source},
+        occlusion=textures.occlusion is not None,
     )
     (tmp / "mesh.glb").write_bytes(glb)
     if light is not None:

@@ -20,7 +20,6 @@ from recon.evaluate import load_asset
 from render.camera import look_at
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.raster import texture
-from render.renderer import render_views
 
 
 def turntable_cameras(
@@ -60,10 +59,10 @@ def render_turntable(
     (the map, as a camera sees it) or "white". Everything happens in the upright frame (the world's
     ``up`` along +Z, as the map's pole and Blender's import have it)."""
     folder, out_dir = Path(folder), Path(out_dir)
-    vertices, faces, uv, uv_faces, material, _ = load_asset(folder, 64)
-    vertices = vertices @ rotation_to_z_up(up).float().T
+    asset = load_asset(folder, 64)
+    asset = asset._replace(vertices=asset.vertices @ rotation_to_z_up(up).float().T)
     light = EnvironmentLight.from_file(environment, EnvironmentLightConfig(resolution=128))
-    cameras = turntable_cameras(vertices, frames, size)
+    cameras = turntable_cameras(asset.vertices, frames, size)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     if use_blender:
@@ -77,9 +76,7 @@ def render_turntable(
             rgb = blender.over_white_srgb(rgba)
         else:
             with torch.no_grad():
-                out = render_views(
-                    vertices, faces, cameras[k], light, material, None, uv=uv, uv_faces=uv_faces
-                )
+                out = asset.render(cameras[k], light=light)
             behind = _environment_background(light, cameras[k]) if background == "environment" else 1.0
             rgb = linear_to_srgb((out.rgb[0] + behind * (1 - out.alpha[0])).clamp(0, 1))
         path = out_dir / f"frame_{k:03d}.png"

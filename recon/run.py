@@ -18,6 +18,7 @@ from data.dataset import MultiViewDataset
 from data.errors import DatasetError
 from data.files import write_text_atomic
 from recon.backdrop import make_backdrop, save_ground
+from recon.bake import bake_vertex_values
 from recon.checkpoint import checkpoints_newest_first, load_checkpoint, save_checkpoint
 from recon.config import Config, validate
 from recon.distributed import DistributedContext
@@ -188,6 +189,12 @@ def export_model(model: Stage2Model, dataset: MultiViewDataset, folder: Path) ->
     model = copy.deepcopy(model).cpu()
     vertices = dataset.transform.to_world(model.vertices.detach())
     textures = model.material.textures()
+    if model.occlusion is not None:  # of the final vertices, into ORM's R channel
+        model.update_occlusion()
+        size = textures.base_color.shape[0]
+        textures.occlusion = bake_vertex_values(
+            model.occlusion[:, None], model.faces, model.uv, model.uv_faces, size
+        )
     transform = dataset.transform
     if model.backdrop is not None and model.backdrop.ground is not None:
         save_ground(folder.parent / "ground", model.backdrop.ground, transform)

@@ -23,6 +23,7 @@ from recon.texture_material import TextureMaterial
 from recon.trainer import TrainConfig
 from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
+from render.occlusion import vertex_occlusion
 from render.renderer import RenderOutput, render_views
 
 
@@ -52,6 +53,13 @@ class Stage2Config:
     normal_lr: float = 1e-2
     normal_smoothness_weight: float = 0.1
     """Weight of the mean absolute difference of neighbouring normal-map texels."""
+    occlusion: bool = True
+    """Shade with the mesh's ambient occlusion (render.occlusion), so that crevices darkened by the photos'
+    shadows are not painted into the base colour; the export bakes it into ORM's R channel."""
+    occlusion_every: int = 100
+    """Recompute the occlusion every this many steps (the vertices move)."""
+    occlusion_directions: int = 128
+    """Depth maps per occlusion computation (256^2 each)."""
 
 
 class Stage2Model(nn.Module):
@@ -71,6 +79,11 @@ class Stage2Model(nn.Module):
         self.material = material
         self.light = light
         self.backdrop = backdrop
+        self.register_buffer("occlusion", None)  # [V] ambient occlusion when shading uses it
+
+    def update_occlusion(self, directions: int = 128) -> None:
+        """Ambient occlusion [V] of the current vertices (render.occlusion)."""
+        self.occlusion = vertex_occlusion(self.vertices.detach(), self.faces, directions=directions)
 
     @classmethod
     def from_stage1(
@@ -106,6 +119,8 @@ class Stage2Model(nn.Module):
             EnvironmentLight(light, state["light.base"]),
             Backdrop.from_state(state, "backdrop.") if "backdrop.enabled" in state else None,
         )  # fmt: skip
+        if "occlusion" in state:
+            model.occlusion = state["occlusion"].clone()
         model.load_state_dict(state)
         return model
 
@@ -122,7 +137,7 @@ class Stage2Model(nn.Module):
         background = batch.background if self.backdrop is None else None
         out = render_views(
             self.vertices, self.faces, batch.cameras, self.light, self.material, background,
-            uv=self.uv, uv_faces=self.uv_faces,
+            uv=self.uv, uv_faces=self.uv_faces, occlusion=self.occlusion,
         )  # fmt: skip
         return out if self.backdrop is None else self.backdrop(out, batch.cameras, self.light)
 
@@ -177,6 +192,11 @@ class Stage2Trainer(TrainingLoop):
             "psnr": float(psnr(out.rgb.detach().clamp(0, 1), batch.images.clamp(0, 1))),
         }
         return loss, terms
+
+    def before_step(self) -> None:
+        config = self.config
+        if config.occlusion and (self.model.occlusion is None or self.step % config.occlusion_every == 0):
+            self.model.update_occlusion(config.occlusion_directions)
 
     def after_step(self) -> None:
         self.model.material.clamp_()

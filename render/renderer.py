@@ -56,6 +56,7 @@ def render_mesh(
     uv: torch.Tensor | None = None,
     uv_faces: torch.Tensor | None = None,
     backend: str | None = None,
+    occlusion: torch.Tensor | None = None,
 ) -> RenderOutput:
     """Render a mesh (world units, counter-clockwise outward) in every camera.
 
@@ -64,6 +65,8 @@ def render_mesh(
         mvp: [B, 4, 4] world -> clip (e.g. ``data.cameras.Camera.mvp()``); eyes: [B, 3] camera positions;
         resolution: (height, width).
         background: [B or 1, 1, 1, 3] linear colour behind the object (black when None).
+        occlusion: [V] ambient occlusion per vertex (render.occlusion), interpolated and applied to both
+            split-sum lookups (render.light.EnvironmentLight.shade); None: unoccluded.
     """
     device = vertices.device
     tri = faces.to(device=device, dtype=torch.int32).contiguous()
@@ -98,7 +101,13 @@ def render_mesh(
             mode = getattr(material, "normal_mode", "offset")
             mesh = (vertices, smooth_normals, faces, uv, uv_faces)
             n = _perturbed_normals(n, values[3], mode, covered, rast, mesh, backend)
-        shaded = light.shade(n, view, base_color, roughness, metallic)
+        ao = None
+        if occlusion is not None:
+            ao, _ = interpolate(
+                occlusion.reshape(1, -1, 1).to(vertices).contiguous(), rast, tri, backend=backend
+            )
+            ao = ao[covered]
+        shaded = light.shade(n, view, base_color, roughness, metallic, occlusion=ao)
         colour = colour.index_put((covered,), shaded.to(colour.dtype))
         sample = torch.cat((base_color, roughness, metallic), -1).detach().to(colour.dtype)
         material_image = material_image.index_put((covered,), sample)
@@ -149,6 +158,7 @@ def render_views(
     uv: torch.Tensor | None = None,
     uv_faces: torch.Tensor | None = None,
     backend: str | None = None,
+    occlusion: torch.Tensor | None = None,
 ) -> RenderOutput:
     """:func:`render_mesh` for a camera batch: any object with ``mvp()`` [B, 4, 4], ``centers`` [B, 3],
     ``height`` and ``width`` (``data.cameras.Camera``; taken by duck typing so that render/ does not
@@ -165,4 +175,5 @@ def render_views(
         uv=uv,
         uv_faces=uv_faces,
         backend=backend,
+        occlusion=occlusion,
     )
