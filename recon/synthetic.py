@@ -33,6 +33,7 @@ from render.camera import look_at
 from render.envmap import latlong_directions
 from render.hdr import load_environment, write_hdr
 from render.light import EnvironmentLight, EnvironmentLightConfig
+from render.occlusion import vertex_occlusion
 from render.raster import texture
 from render.renderer import Material, render_views
 
@@ -58,6 +59,9 @@ class SyntheticConfig:
     mesh_resolution: int = 128
     """Marching-cubes grid of the procedural object."""
     light_resolution: int = 128
+    occlusion: bool = True
+    """Shade the views with the object's ambient occlusion (render.occlusion), the darkening of crevices
+    that a photo's shadows give; False: the unoccluded split-sum shading."""
     seed: int = 0
 
 
@@ -118,13 +122,22 @@ def random_cameras(
     return cameras
 
 
-def _render(mesh: Mesh, material: Material, light: EnvironmentLight, cameras: Camera) -> list[np.ndarray]:
+def _render(
+    mesh: Mesh, material: Material, light: EnvironmentLight, cameras: Camera, occlusion: torch.Tensor | None
+) -> list[np.ndarray]:
     images = []
     with torch.no_grad():
         for start in range(0, len(cameras), 8):
             part = cameras[list(range(start, min(start + 8, len(cameras))))]
             out = render_views(
-                mesh.vertices, mesh.faces, part, light, material, uv=mesh.uv, uv_faces=mesh.uv_faces
+                mesh.vertices,
+                mesh.faces,
+                part,
+                light,
+                material,
+                uv=mesh.uv,
+                uv_faces=mesh.uv_faces,
+                occlusion=occlusion,
             )
             # Un-premultiply the antialiased colour (rendered over black) for straight-alpha PNGs.
             alpha = out.alpha.clamp(0, 1)
@@ -165,7 +178,8 @@ def make_synthetic_scene(root: str | os.PathLike, config: SyntheticConfig | None
     radius = float((mesh.vertices - centre).norm(dim=-1).max())
     counts = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
     cameras = random_cameras(sum(counts.values()), centre, config.distance * radius, config, generator)
-    images = _render(mesh, material, light, cameras)
+    occlusion = vertex_occlusion(mesh.vertices, mesh.faces) if config.occlusion else None
+    images = _render(mesh, material, light, cameras, occlusion)
     splits, start = {}, 0
     for split, count in counts.items():
         splits[split] = list(range(start, start + count))

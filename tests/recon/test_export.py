@@ -17,7 +17,8 @@ import trimesh
 from geometry.distance import sample_surface
 from geometry.marching_cubes import marching_cubes
 from geometry.mesh import face_areas, unwrap_uv
-from recon.bake import Textures, bake_textures
+from recon.bake import Textures, bake_textures, bake_vertex_values
+from recon.evaluate import load_asset
 from recon.export import export_asset
 from render.hdr import read_hdr
 from render.light import EnvironmentLight, EnvironmentLightConfig
@@ -98,6 +99,38 @@ def test_export_contract(asset, tmp_path):
     assert abs(scene.area - loaded.area) < 1e-3
     probe = read_hdr(folder / "probe.hdr")
     assert probe.shape[1] == 2 * probe.shape[0]
+
+
+def test_occlusion_is_baked_into_orm_red_and_the_glb(asset, tmp_path):
+    # Per-vertex occlusion through the UV layout: the ORM's R channel holds it where the vertex values say
+    # (a linear function of position bakes exactly), the GLB names the ORM as its occlusionTexture, and
+    # load_asset shades the asset read back with the mesh's own occlusion.
+    vertices, faces, uv, uv_faces, textures = asset
+    values = (0.5 + 0.4 * vertices[:, 2:3] / 0.7).clamp(0, 1)
+    baked = bake_vertex_values(values, faces, uv, uv_faces, 512)
+    positions = bake_vertex_values(vertices, faces, uv, uv_faces, 512)
+    covered = textures.covered
+    expected = (0.5 + 0.4 * positions[..., 2:3] / 0.7).clamp(0, 1)
+    assert (baked[covered] - expected[covered]).abs().max().item() < 1e-4
+    with_ao = Textures(textures.base_color, textures.roughness, textures.metallic, covered, occlusion=baked)
+    light = EnvironmentLight(EnvironmentLightConfig(resolution=16, min_resolution=4))
+    folder = export_asset(tmp_path / "mesh", vertices, faces, uv, uv_faces, with_ao, light)
+    ks = iio.imread(folder / "texture_ks.png")
+    flipped = np.flip(covered.numpy(), 0)
+    red = np.flip(baked[..., 0].numpy(), 0)
+    assert np.abs(ks[..., 0][flipped] / 255 - red[flipped]).max() <= 0.5 / 255 + 1e-6
+    gltf = pygltflib.GLTF2().load(str(folder / "mesh.glb"))
+    assert (
+        gltf.materials[0].occlusionTexture.index
+        == 1
+        == gltf.materials[0].pbrMetallicRoughness.metallicRoughnessTexture.index
+    )
+    read_back = load_asset(folder, 16)
+    assert read_back.occlusion is not None and len(read_back.occlusion) == len(read_back.vertices)
+    assert read_back.occlusion.min().item() > 0.95  # a sphere: nothing occludes it
+    plain = export_asset(tmp_path / "plain", vertices, faces, uv, uv_faces, textures, light)
+    assert pygltflib.GLTF2().load(str(plain / "mesh.glb")).materials[0].occlusionTexture is None
+    assert load_asset(plain, 16).occlusion is None
 
 
 def test_export_replaces_atomically(asset, tmp_path):
@@ -189,9 +222,14 @@ def test_glb_passes_the_khronos_validator(asset, tmp_path):
     normal = torch.nn.functional.normalize(
         torch.rand_like(textures.base_color) * 0.4 + torch.tensor([0, 0, 1.0])
     )
-    for name, normal_map in (("plain", None), ("normal_mapped", normal)):
+    occlusion = torch.rand_like(textures.roughness)
+    for name, normal_map, ao in (
+        ("plain", None, None),
+        ("normal_mapped", normal, None),
+        ("ao", None, occlusion),
+    ):
         tex = Textures(
-            textures.base_color, textures.roughness, textures.metallic, textures.covered, normal_map
+            textures.base_color, textures.roughness, textures.metallic, textures.covered, normal_map, ao
         )
         folder = export_asset(tmp_path / name, vertices, faces, uv, uv_faces, tex, up=(0.0, 0.6, 0.8))
         script = Path(__file__).with_name("validate_gltf.js")

@@ -9,7 +9,7 @@ from data.normalization import SceneTransform
 from geometry.mesh import unwrap_uv
 from geometry.obj import write_obj
 from geometry.primitives import uv_sphere
-from recon.bake import bake_textures
+from recon.bake import bake_textures, bake_vertex_values
 from recon.export import export_asset
 from recon.stage2 import Stage2Config, Stage2Model, train_stage2
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
@@ -74,3 +74,46 @@ def test_stage2_model_from_stage1_keeps_to_the_face_budget():
     assert budget * 0.9 <= model.faces.shape[0] <= budget and model.uv_faces.shape == model.faces.shape
     radius = model.vertices.norm(dim=-1)
     assert float(radius.max() - radius.min()) < 0.05 * float(radius.mean())  # still the sphere
+
+
+def test_occlusion_keeps_crevices_out_of_the_base_colour(tmp_path, report):
+    # The concave object (a tunnel and a pocket), constant base colour 0.6, rendered with its ambient
+    # occlusion. Stage 2 on the true mesh from a wrong base colour: shading with the occlusion learns 0.6
+    # inside the pocket too; without it, the pocket's darkness is painted into the texture.
+    from geometry.extraction import GridConfig, extract_mesh
+    from recon.procedural import concave_sdf
+
+    bound = torch.full((3,), 1.0)
+    vertices, faces, _ = extract_mesh(concave_sdf, -bound, bound, GridConfig(48, narrow_band=False))
+    vertices = vertices.detach()
+    write_obj(tmp_path / "concave.obj", vertices, faces)
+    config = SyntheticConfig(object=str(tmp_path / "concave.obj"), n_train=10, n_val=0, n_test=0,
+                             resolution=96, light_resolution=32)  # fmt: skip
+    synthetic = make_synthetic_scene(tmp_path / "scene", config)
+    identity = SceneTransform(torch.zeros(3), 1.0)
+    dataset = MultiViewDataset(synthetic.scene, "train", background="black", transform=identity)
+    uv, uv_faces = unwrap_uv(vertices, faces, resolution=128)
+
+    def wrong(p):
+        return torch.full_like(p, 0.3), torch.full_like(p[:, :1], 0.5), torch.zeros_like(p[:, :1])
+
+    errors = {}
+    for occlusion in (True, False):
+        textures = bake_textures(wrong, vertices, faces, uv, uv_faces, resolution=128)
+        model = Stage2Model(vertices, faces, uv, uv_faces, TextureMaterial(textures), synthetic.light)
+        stage2 = Stage2Config(steps=100, batch_size=4, texture_lr=3e-2, light_lr=0.0, optimize_vertices=False,
+                              occlusion=occlusion)  # fmt: skip
+        train_stage2(model, dataset, stage2, tmp_path / f"run_{occlusion}", TrainConfig(progress=False))
+        assert (model.occlusion is not None) == occlusion
+        material = model.material.textures()
+        texels = bake_vertex_values(vertices, faces, uv, uv_faces, 128)
+        in_pocket = ((texels[..., :2] - torch.tensor([0.28, 0.0])).norm(dim=-1) < 0.12) & (
+            texels[..., 2] < 0.1
+        )
+        in_pocket &= textures.covered
+        errors[occlusion] = float((material.base_color[in_pocket] - 0.6).abs().median())
+    report(
+        f"stage 2 on the concave object rendered with occlusion, base colour error inside the pocket: "
+        f"{errors[True]:.3f} shading with occlusion, {errors[False]:.3f} without"
+    )
+    assert errors[True] < 0.05 and errors[False] > 2 * errors[True]
