@@ -31,7 +31,8 @@ from data.images import linear_to_srgb, read_rgba, srgb_to_linear, to_uint8, wri
 from data.nerf_synthetic import load_nerf_synthetic, write_nerf_synthetic
 from data.scene import SceneData, holdout_splits
 from geometry.obj import read_obj, write_obj
-from recon.evaluate import asset_dataset, evaluate_asset, load_asset, load_run, load_up
+from recon.asset import asset_dataset, load_asset
+from recon.evaluate import evaluate_asset, load_run, load_up
 from recon.metrics import surface_metrics
 from recon.synthetic import SyntheticConfig, build_object, procedural_sky
 from render.background import GroundPlane, environment_radiance

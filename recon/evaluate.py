@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
 
-import imageio.v3 as iio
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -19,18 +17,20 @@ from data.dataset import MultiViewDataset
 from data.files import write_text_atomic
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.normalization import SceneTransform
-from data.orientation import Z_UP, rotation_to_z_up
+from data.orientation import Z_UP
 from geometry.obj import read_obj
+from recon.asset import Asset, asset_dataset, load_asset
 from recon.backdrop import load_ground
 from recon.checkpoint import CheckpointError
 from recon.config import Config
+from recon.material_eval import MATERIAL_FILE, export_reference, load_reference, material_metrics
 from recon.metrics import image_psnr, image_ssim, surface_metrics
+from recon.procedural import relight_sky
+from recon.relight_eval import relight_mitsuba, relight_ours, relight_root
 from recon.scene import build_scene
-from recon.texture_material import TextureMaterial
 from render.background import Backdrop
-from render.light import EnvironmentLight, EnvironmentLightConfig
-from render.occlusion import vertex_occlusion
-from render.renderer import render_views
+from render.envmap import latlong_directions
+from render.hdr import write_hdr
 
 
 def save_transform(path: Path, transform: SceneTransform) -> None:
@@ -50,49 +50,6 @@ def reference_mesh(config: Config, run_dir: Path) -> Path | None:
     root = Path(config.dataset.path) if config.dataset.path else run_dir / "synthetic"
     path = root / "gt_mesh.obj"
     return path if path.is_file() else None
-
-
-class Asset(NamedTuple):
-    """An exported asset read back (world units): what :func:`render.renderer.render_views` needs."""
-
-    vertices: torch.Tensor
-    faces: torch.Tensor
-    uv: torch.Tensor
-    uv_faces: torch.Tensor
-    material: TextureMaterial
-    light: EnvironmentLight
-    occlusion: torch.Tensor | None
-    """[V] ambient occlusion of the mesh when the asset has it baked (ORM's R channel below 1), else None."""
-
-    def render(self, cameras, background: torch.Tensor | None = None, light: EnvironmentLight | None = None):
-        """The asset in ``cameras`` under its own probe (or ``light``)."""
-        return render_views(
-            self.vertices, self.faces, cameras, light or self.light, self.material, background,
-            uv=self.uv, uv_faces=self.uv_faces, occlusion=self.occlusion,
-        )  # fmt: skip
-
-
-def has_baked_occlusion(folder: Path) -> bool:
-    """Whether the ORM texture's R channel holds ambient occlusion (anything below 1)."""
-    path = folder / "texture_ks.png"
-    return path.is_file() and int(np.asarray(iio.imread(path))[..., 0].min()) < 255
-
-
-def load_asset(folder: Path, light_resolution: int, up=Z_UP, turn: torch.Tensor | None = None) -> Asset:
-    """An exported asset (docs/design.md, "Export contract"), in world units; ``up``: the world's up
-    axis, the probe's pole. ``turn`` [3, 3]: the light is wanted in the world rotated by it (the mesh
-    stays as written). When the asset has occlusion baked, the mesh's own (render.occlusion, which the
-    bake was made of) shades it, as a glTF viewer applies ``occlusionTexture``."""
-    mesh = read_obj(folder / "mesh.obj")
-    if mesh.uv is None:
-        raise CheckpointError(f"{folder / 'mesh.obj'}: no texture coordinates")
-    light = EnvironmentLight.from_file(
-        folder / "probe.hdr", EnvironmentLightConfig(resolution=light_resolution),
-        rotation=(rotation_to_z_up(up) if turn is None else rotation_to_z_up(up) @ turn.double().T).float(),
-    )  # fmt: skip
-    occlusion = vertex_occlusion(mesh.vertices, mesh.faces) if has_baked_occlusion(folder) else None
-    material = TextureMaterial.from_files(folder)
-    return Asset(mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces, material, light, occlusion)
 
 
 def load_run(run_dir: Path) -> tuple[Config, Path]:
@@ -116,12 +73,6 @@ def load_up(run_dir: Path) -> tuple[tuple[float, float, float], str]:
     path = run_dir / "scene_transform.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
     return tuple(data.get("up", (0.0, 0.0, 1.0))), data.get("up_source", "+Z by convention")
-
-
-def asset_dataset(scene, split: str, downscale: float) -> MultiViewDataset:
-    """The views of a split in the dataset's own units (exports are), over white."""
-    world = SceneTransform(torch.zeros(3), 1.0, "identity")
-    return MultiViewDataset(scene, split, downscale=downscale, background="white", transform=world)
 
 
 def evaluate_asset(
@@ -151,7 +102,11 @@ def evaluate_asset(
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "psnrs": psnrs, "ssims": ssims}
 
 
-def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
+def evaluate(
+    run_dir: str | os.PathLike, max_views: int = 0, reference_material: str | os.PathLike | None = None,
+    use_mitsuba: bool = False, relight_environment: str | os.PathLike | None = None,
+    mitsuba_views: int = 4, mitsuba_samples: int = 64,
+) -> dict:  # fmt: skip
     """Metrics of the run's exported asset (``mesh/``, else ``stage1_mesh/``) on the test split: the OBJ,
     its textures and probe.hdr are read back and rendered with the dataset's own cameras, so what is
     measured is exactly what was exported. Writes ``metrics.json`` and ``eval/view_XXX.png``
@@ -167,8 +122,9 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
         ground = run_dir / "ground"
         backdrop = Backdrop(load_ground(ground) if (ground / "ground.json").is_file() else None)
     up, _ = load_up(run_dir)
+    asset = load_asset(folder, config.model.light.resolution, up)
     scores = evaluate_asset(
-        folder, dataset, views, config.model.light.resolution, run_dir / "eval", up, backdrop
+        folder, dataset, views, config.model.light.resolution, run_dir / "eval", up, backdrop, asset
     )
     psnrs, ssims = scores["psnrs"], scores["ssims"]
     metrics = {"asset": folder.name, "split": split, "views": len(psnrs), "psnr": float(np.mean(psnrs)),
@@ -182,5 +138,56 @@ def evaluate(run_dir: str | os.PathLike, max_views: int = 0) -> dict:
             surface_metrics(vertices, faces, reference.vertices, reference.faces, threshold=0.01 * extent)
         )
         metrics["reference_mesh"] = str(gt)
+    root = Path(config.dataset.path) if config.dataset.path else run_dir / "synthetic"
+    metrics.update(
+        evaluate_materials(
+            run_dir, folder, asset, root, gt, config, dataset, config.dataset.downscale_for(scene),
+            reference_material, use_mitsuba,
+            relight_environment, mitsuba_views, mitsuba_samples,
+        )
+    )  # fmt: skip
     write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def evaluate_materials(
+    run_dir: Path, folder: Path, asset: Asset, root: Path, gt: Path | None, config: Config, dataset,
+    downscale: float,
+    reference_material=None, use_mitsuba: bool = False, relight_environment=None, mitsuba_views: int = 4,
+    mitsuba_samples: int = 64,
+) -> dict:  # fmt: skip
+    """Material and relighting metrics where the truth allows (recon.material_eval, recon.relight_eval):
+    albedo / roughness / metallic against ``reference_material`` (default: the dataset's
+    gt_material.json), the built-in relighting views, and with ``use_mitsuba`` Mitsuba 3 renders of the
+    truth and the asset under ``relight_environment`` (default: the relighting views' light, else the
+    procedural sky)."""
+    metrics: dict = {}
+    light_resolution = config.model.light.resolution
+    relight = relight_root(root)
+    if relight is not None:
+        scores = relight_ours(
+            asset,
+            relight,
+            config.dataset.downscale_for(build_scene(config, run_dir, sfm="off")),
+            light_resolution,
+            run_dir / "eval_relight",
+        )
+        metrics.update(scores)
+    material_path = Path(reference_material) if reference_material else root / MATERIAL_FILE
+    if gt is None or not material_path.is_file():
+        return metrics
+    reference = load_reference(material_path, gt)
+    metrics.update(material_metrics(asset, reference))
+    metrics["reference_material"] = str(material_path)
+    if use_mitsuba:
+        environment = relight_environment or (relight / "env.hdr" if relight is not None else None)
+        if environment is None:
+            environment = run_dir / "relight_sky.hdr"
+            write_hdr(environment, relight_sky(latlong_directions(128)))
+        truth = export_reference(reference, run_dir / "eval_mitsuba" / "truth")
+        views = list(range(min(mitsuba_views, len(dataset))))
+        cameras = dataset.batch(views).cameras
+        metrics.update(relight_mitsuba(folder, truth, environment, cameras, mitsuba_samples,
+                                       run_dir / "eval_mitsuba" / "views"))  # fmt: skip
+        metrics["mitsuba_environment"] = str(environment)
     return metrics

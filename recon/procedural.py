@@ -64,3 +64,13 @@ def procedural_sky(directions: torch.Tensor) -> torch.Tensor:
     sun_dir = torch.nn.functional.normalize(torch.tensor([0.6, -0.3, 0.55]), dim=0)
     sun = torch.exp(((directions * sun_dir).sum(-1, keepdim=True) - 1) / 0.02) * torch.tensor([4.0, 3.3, 2.3])
     return blend * sky + (1 - blend) * ground + sun
+
+
+def relight_sky(directions: torch.Tensor) -> torch.Tensor:
+    """[..., 3] -> linear radiance: the second light of the built-in scenes' relighting views — the
+    procedural sky turned 150 degrees about +Z (the sun comes from elsewhere), tinted warmer."""
+    angle = torch.tensor(150.0 * torch.pi / 180)
+    c, s = torch.cos(angle), torch.sin(angle)
+    x, y, z = directions.unbind(-1)
+    turned = torch.stack((c * x + s * y, -s * x + c * y, z), -1)
+    return procedural_sky(turned) * torch.tensor([1.0, 0.85, 0.7])

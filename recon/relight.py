@@ -16,7 +16,7 @@ from data.cameras import Camera
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.orientation import Z_UP, rotation_to_z_up
 from recon import blender
-from recon.evaluate import load_asset
+from recon.asset import load_asset
 from render.camera import look_at
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.raster import texture

@@ -28,7 +28,8 @@ from data.scene import SceneData
 from geometry.extraction import GridConfig, extract_mesh
 from geometry.mesh import Mesh
 from geometry.obj import find_texture, read_obj, write_obj
-from recon.procedural import BUILT_IN_OBJECTS, procedural_material, procedural_sky
+from recon.material_eval import MATERIAL_FILE, RELIGHT_FOLDER, write_reference
+from recon.procedural import BUILT_IN_OBJECTS, procedural_material, procedural_sky, relight_sky
 from render.camera import look_at
 from render.envmap import latlong_directions
 from render.hdr import load_environment, write_hdr
@@ -84,6 +85,17 @@ def _textured_material(image_path: str) -> Material:
 
 def _constant_material(p: torch.Tensor, uv: torch.Tensor | None):
     return torch.full_like(p, 0.6), torch.full_like(p[:, :1], 0.5), torch.zeros_like(p[:, :1])
+
+
+def reference_material(config: SyntheticConfig) -> tuple:
+    """The (base_color, roughness, metallic) entries of the object's gt_material.json (recon.material_eval):
+    what :func:`build_object`'s material is."""
+    if config.object in BUILT_IN_OBJECTS:
+        return "procedural", "procedural", "procedural"
+    image = find_texture(config.object)
+    if image and read_obj(config.object).uv is not None:
+        return str(Path(image).resolve()), 0.5, 0.0
+    return [0.6, 0.6, 0.6], 0.5, 0.0
 
 
 def build_object(config: SyntheticConfig) -> tuple[Mesh, Material]:
@@ -185,6 +197,16 @@ def make_synthetic_scene(root: str | os.PathLike, config: SyntheticConfig | None
         splits[split] = list(range(start, start + count))
         start += count
     write_nerf_synthetic(root, cameras, images, {k: v for k, v in splits.items() if v})
-    write_obj(root / "gt_mesh.obj", mesh.vertices, mesh.faces)
+    write_obj(root / "gt_mesh.obj", mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces)
     write_hdr(root / "env.hdr", environment)
+    write_reference(root / MATERIAL_FILE, *reference_material(config))
+    if splits["test"]:  # the test views again, under a second light (recon.material_eval)
+        relight = relight_sky(latlong_directions(config.light_resolution))
+        relight_light = EnvironmentLight.from_latlong(relight, light.config)
+        test_cameras = cameras[splits["test"]]
+        relight_images = _render(mesh, material, relight_light, test_cameras, occlusion)
+        write_nerf_synthetic(
+            root / RELIGHT_FOLDER, test_cameras, relight_images, {"test": list(range(len(test_cameras)))}
+        )
+        write_hdr(root / RELIGHT_FOLDER / "env.hdr", relight)
     return SyntheticScene(root, load_nerf_synthetic(root), mesh, material, light, environment)

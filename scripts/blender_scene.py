@@ -19,8 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from recon.asset import asset_dataset  # noqa: E402
 from recon.blender import require_bpy  # noqa: E402
-from recon.evaluate import asset_dataset, load_run, load_up  # noqa: E402
+from recon.evaluate import load_run, load_up  # noqa: E402
 from scripts.cli import run  # noqa: E402
 
 

@@ -1,8 +1,14 @@
-"""Evaluate a training run: test-split PSNR/SSIM and, with a reference mesh, Chamfer-L1 and F-score.
+"""Evaluate a training run: test-split PSNR/SSIM; with a reference mesh, Chamfer-L1 and F-score; with a
+reference material (the built-in scenes' gt_material.json, or --reference-material), albedo PSNR and
+roughness / metallic error; with relighting views (built-in scenes), the asset under their second light;
+with --mitsuba, the asset and the truth path-traced by Mitsuba 3 under a new light.
 
     python scripts/evaluate.py outputs/2026-11-21/15-30-00 [--max-views N]
+    python scripts/evaluate.py RUN --reference-material spot.json --mitsuba   # spot.json:
+        {"base_color": "/path/to/spot_texture.png", "roughness": 0.45, "metallic": 0.0}
 
-Writes <run dir>/metrics.json and <run dir>/eval/view_XXX.png (rendered | reference).
+Writes <run dir>/metrics.json, eval/view_XXX.png (rendered | reference), eval_relight/ and
+eval_mitsuba/views/ (the same pairs under the second light).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.errors import DatasetError  # noqa: E402
+from recon import mitsuba  # noqa: E402
 from recon.checkpoint import CheckpointError  # noqa: E402
 from recon.evaluate import evaluate  # noqa: E402
 
@@ -25,9 +32,31 @@ def main() -> int:
     )
     parser.add_argument("run_dir", type=Path, help="a run folder written by train.py")
     parser.add_argument("--max-views", type=int, default=0, help="evaluate at most this many views (0: all)")
+    parser.add_argument(
+        "--reference-material", type=Path, default=None,
+        help="gt_material.json of the true mesh (default: the dataset's, if any)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mitsuba", action="store_true",
+        help="relight the asset and the truth with Mitsuba 3 (pip install -e '.[mitsuba]')",
+    )  # fmt: skip
+    parser.add_argument(
+        "--relight-env", type=Path, default=None,
+        help="the new light for --mitsuba (.hdr; default: the relighting views' light, else the sky)",
+    )  # fmt: skip
+    parser.add_argument("--mitsuba-views", type=int, default=4, help="test views Mitsuba renders")
+    parser.add_argument("--mitsuba-samples", type=int, default=64, help="Mitsuba's samples per pixel")
     args = parser.parse_args()
+    if args.mitsuba and not mitsuba.available():
+        print(
+            "evaluate.py: --mitsuba needs the mitsuba package (pip install -e '.[mitsuba]')", file=sys.stderr
+        )
+        return 1
     try:
-        metrics = evaluate(args.run_dir, args.max_views)
+        metrics = evaluate(
+            args.run_dir, args.max_views, args.reference_material, args.mitsuba, args.relight_env,
+            args.mitsuba_views, args.mitsuba_samples,
+        )  # fmt: skip
     except (DatasetError, CheckpointError, ValueError) as error:
         print(f"evaluate.py: {error}", file=sys.stderr)
         return 1

@@ -20,8 +20,9 @@ from data.images import linear_to_srgb, srgb_to_linear
 from geometry.marching_cubes import marching_cubes
 from geometry.mesh import unwrap_uv
 from geometry.obj import read_obj
+from recon.asset import asset_dataset
 from recon.bake import Textures
-from recon.evaluate import asset_dataset, evaluate_asset
+from recon.evaluate import evaluate_asset
 from recon.export import export_asset
 from recon.metrics import image_psnr
 from recon.texture_material import TextureMaterial

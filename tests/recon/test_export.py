@@ -17,8 +17,8 @@ import trimesh
 from geometry.distance import sample_surface
 from geometry.marching_cubes import marching_cubes
 from geometry.mesh import face_areas, unwrap_uv
+from recon.asset import load_asset
 from recon.bake import Textures, bake_textures, bake_vertex_values
-from recon.evaluate import load_asset
 from recon.export import export_asset
 from render.hdr import read_hdr
 from render.light import EnvironmentLight, EnvironmentLightConfig

@@ -1,0 +1,218 @@
+"""How right an exported asset's materials are, when the truth is known: base colour (albedo), roughness and
+metallic compared on the true surface, and renders under a second light the asset never saw.
+
+The truth is a ``gt_material.json`` beside the true mesh (the built-in scenes write one) or one the user
+writes, e.g. for spot_mitsuba::
+
+    {"base_color": "../spot/spot_texture.png", "roughness": 0.45, "metallic": 0.0}
+
+Each channel is a number (or a linear RGB list), an image looked up by the true mesh's UVs (base colour sRGB,
+the others linear), or "procedural" (the built-in object's material, recon.procedural). Paths are relative
+to the JSON file. Points are sampled uniformly on the true surface; each takes the asset's material at the
+nearest of a dense sample of the asset's surface (points farther than 1% of the diagonal, where the asset
+has no surface, are left out). The base colour is scored as PSNR of sRGB values, after the per-channel
+scale that best maps the asset's linear albedo onto the truth (an albedo is only known up to the light's
+brightness), and without that scale.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from scipy.spatial import cKDTree
+
+from data.errors import DatasetError
+from data.images import linear_to_srgb, read_rgba, srgb_to_linear
+from geometry.distance import sample_surface
+from geometry.mesh import Mesh, unwrap_uv
+from geometry.obj import read_obj
+from recon.bake import Textures, bake_textures
+from recon.export import export_asset
+from recon.procedural import procedural_material
+from render.raster import texture
+
+MATERIAL_FILE = "gt_material.json"
+RELIGHT_FOLDER = "relight"
+"""Beside a built-in scene: the test views again under a second light (transforms_test.json, env.hdr)."""
+CHANNELS = ("base_color", "roughness", "metallic")
+
+
+@dataclass
+class ReferenceMaterial:
+    """The true material on the true mesh: each channel a constant [C], an image [H, W, C] (linear, row 0
+    = v = 0) or None for the procedural material."""
+
+    mesh: Mesh
+    channels: dict[str, torch.Tensor | None]
+
+    def at(self, points: torch.Tensor, uv: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Each channel [P, C] at surface points [P, 3] with their uv [P, 2] on the true mesh."""
+        procedural = None
+        out = {}
+        for name, value in self.channels.items():
+            size = 3 if name == "base_color" else 1
+            if value is None:
+                procedural = procedural or procedural_material(points)
+                out[name] = procedural[CHANNELS.index(name)].float()
+            elif value.dim() == 1:
+                out[name] = value.float().expand(len(points), size)
+            else:
+                if uv is None:
+                    raise DatasetError(f"{name}: a texture needs the true mesh's texture coordinates")
+                st = uv[None, :, None].contiguous()
+                out[name] = texture(value[None].contiguous(), st, filter_mode="linear")[0, :, 0]
+        return out
+
+
+def _channel(name: str, value, folder: Path) -> torch.Tensor | None:
+    size = 3 if name == "base_color" else 1
+    if value == "procedural":
+        return None
+    if isinstance(value, int | float) or isinstance(value, list):
+        values = torch.tensor(value if isinstance(value, list) else [value] * size, dtype=torch.float32)
+        if len(values) != size:
+            raise DatasetError(f"{name}: expected {size} values, got {len(values)}")
+        return values
+    path = Path(value)
+    path = path if path.is_absolute() else folder / path
+    if not path.is_file():
+        raise DatasetError(f"{path}: the {name} image of the reference material is missing")
+    image = torch.from_numpy(read_rgba(path)[..., :size].copy()).float() / 255
+    image = srgb_to_linear(image) if name == "base_color" else image
+    return torch.flip(image, dims=[0])  # row 0 = v = 0
+
+
+def load_reference(path: str | os.PathLike, mesh_path: str | os.PathLike) -> ReferenceMaterial:
+    """A reference material from its JSON (module docstring) on the mesh at ``mesh_path``."""
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{path}: not a readable material description ({error})") from None
+    missing = [name for name in CHANNELS if name not in spec]
+    if missing:
+        raise DatasetError(f"{path}: no {', '.join(missing)}")
+    channels = {name: _channel(name, spec[name], path.parent) for name in CHANNELS}
+    return ReferenceMaterial(read_obj(mesh_path), channels)
+
+
+def per_channel_scale(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """[C] the least-squares scale s minimizing |s * prediction - target|^2 for each channel of [P, C]."""
+    return (prediction * target).sum(0) / (prediction * prediction).sum(0).clamp(min=1e-12)
+
+
+def _psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    mse = float(((prediction - target) ** 2).mean())
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def material_metrics(asset, reference: ReferenceMaterial, samples: int = 40000, seed: int = 0) -> dict:
+    """Albedo PSNR (scaled and not), per-channel albedo scale, roughness and metallic mean absolute error
+    of an exported asset (recon.evaluate.Asset) against the truth (module docstring)."""
+    generator = torch.Generator().manual_seed(seed)
+    truth_mesh = reference.mesh
+    points, face = sample_surface(truth_mesh.vertices, truth_mesh.faces, samples, generator)
+    corners = truth_mesh.vertices[truth_mesh.faces[face]]  # [P, 3, 3]
+    weights = _barycentrics(points, corners[:, 0], corners[:, 1], corners[:, 2])
+    truth = reference.at(points, _interpolate_uv(truth_mesh, face, weights))
+    asset_mesh = Mesh(asset.vertices, asset.faces, asset.uv, asset.uv_faces)
+    face, weights, distance = closest_points(asset_mesh, points)
+    extent = float((truth_mesh.vertices.max(0).values - truth_mesh.vertices.min(0).values).norm())
+    keep = distance < 0.01 * extent
+    with torch.no_grad():
+        uv = _interpolate_uv(asset_mesh, face[keep], weights[keep])
+        on_asset = (weights[keep, :, None] * asset.vertices[asset.faces[face[keep]]]).sum(1)
+        base, roughness, metallic = asset.material(on_asset, uv)[:3]
+    target = {name: value[keep] for name, value in truth.items()}
+    scale = per_channel_scale(base, target["base_color"])
+    as_srgb = lambda x: linear_to_srgb(x.clamp(0, 1))  # noqa: E731
+    return {
+        "albedo_psnr": _psnr(as_srgb(base * scale), as_srgb(target["base_color"])),
+        "albedo_psnr_unscaled": _psnr(as_srgb(base), as_srgb(target["base_color"])),
+        "albedo_scale": scale.tolist(),
+        "roughness_mae": float((roughness - target["roughness"]).abs().mean()),
+        "metallic_mae": float((metallic - target["metallic"]).abs().mean()),
+        "material_points": int(keep.sum()),
+        "material_coverage": float(keep.float().mean()),
+    }
+
+
+def _barycentrics(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """[..., 3] barycentrics of the projections of points onto the planes of triangles (a, b, c)."""
+    n = torch.cross(b - a, c - a, dim=-1)
+    n2 = (n * n).sum(-1).clamp(min=1e-30)
+    w1 = (torch.cross(points - a, c - a, dim=-1) * n).sum(-1) / n2
+    w2 = (torch.cross(b - a, points - a, dim=-1) * n).sum(-1) / n2
+    return torch.stack((1 - w1 - w2, w1, w2), -1)
+
+
+def closest_points(mesh: Mesh, points: torch.Tensor, candidates: int = 8) -> tuple:
+    """For points [P, 3]: the face [P] of ``mesh`` nearest to each (among the ``candidates`` faces with the
+    nearest centroids), barycentrics [P, 3] of the nearest point on it (the projection, clamped into the
+    triangle) and the distance [P]."""
+    corners = mesh.vertices[mesh.faces]  # [F, 3, 3]
+    _, near = cKDTree(corners.mean(1).numpy()).query(points.numpy(), k=min(candidates, len(mesh.faces)))
+    near = torch.from_numpy(near.reshape(len(points), -1))
+    a, b, c = (corners[near][..., k, :] for k in range(3))  # [P, K, 3]
+    weights = _barycentrics(points[:, None], a, b, c).clamp(min=0)
+    weights = weights / weights.sum(-1, keepdim=True).clamp(min=1e-12)
+    nearest = weights[..., :1] * a + weights[..., 1:2] * b + weights[..., 2:] * c
+    distance = (nearest - points[:, None]).norm(dim=-1)
+    best = distance.argmin(1)
+    pick = torch.arange(len(points))
+    return near[pick, best], weights[pick, best], distance[pick, best]
+
+
+def _interpolate_uv(mesh: Mesh, face: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
+    """[P, 2] texture coordinates at barycentrics [P, 3] of faces [P] of ``mesh``."""
+    if mesh.uv is None:
+        return None
+    uv_faces = mesh.uv_faces if mesh.uv_faces is not None else mesh.faces
+    return (weights[..., None] * mesh.uv[uv_faces[face]]).sum(1)
+
+
+def scaled_psnr(rendered: torch.Tensor, reference: torch.Tensor, alpha: torch.Tensor) -> tuple[float, list]:
+    """PSNR (sRGB) of linear images [B, H, W, 3] after the per-channel scale fitted on the object's pixels
+    (alpha [B, H, W, 1] > 0.5) of all views together, and that scale."""
+    inside = alpha[..., 0] > 0.5
+    scale = per_channel_scale(rendered[inside], reference[inside])
+    scaled = torch.where(inside[..., None], rendered * scale, rendered)
+    return _psnr(linear_to_srgb(scaled.clamp(0, 1)), linear_to_srgb(reference.clamp(0, 1))), scale.tolist()
+
+
+def export_reference(reference: ReferenceMaterial, folder: Path, resolution: int = 1024) -> Path:
+    """The truth as an asset folder (docs/design.md, "Export contract"), for renderers that read assets:
+    the true mesh with its own UVs when every image channel has them (constants filled in at the base
+    colour image's size), else unwrapped and baked at ``resolution``."""
+    mesh = reference.mesh
+    images = [v for v in reference.channels.values() if v is not None and v.dim() == 3]
+    procedural = any(v is None for v in reference.channels.values())
+    if mesh.uv is not None and not procedural and images:
+        size = images[0].shape[:2]
+        filled = {
+            name: v if v.dim() == 3 else v.expand(*size, len(v)) for name, v in reference.channels.items()
+        }
+        textures = Textures(
+            filled["base_color"], filled["roughness"], filled["metallic"], torch.ones(size, dtype=torch.bool)
+        )
+        uv, uv_faces = mesh.uv, mesh.uv_faces if mesh.uv_faces is not None else mesh.faces
+    else:
+        uv, uv_faces = unwrap_uv(mesh.vertices, mesh.faces, resolution=resolution)
+
+        def material(points: torch.Tensor):  # textured channels need uv: at() says so
+            values = reference.at(points, None)
+            return values["base_color"], values["roughness"], values["metallic"]
+
+        textures = bake_textures(material, mesh.vertices, mesh.faces, uv, uv_faces, resolution)
+    return export_asset(folder, mesh.vertices, mesh.faces, uv, uv_faces, textures)
+
+
+def write_reference(path: Path, base_color, roughness, metallic) -> None:
+    """A gt_material.json (module docstring)."""
+    data = {"base_color": base_color, "roughness": roughness, "metallic": metallic}
+    path.write_text(json.dumps(data, indent=2))
