@@ -105,7 +105,7 @@ def evaluate_asset(
 def evaluate(
     run_dir: str | os.PathLike, max_views: int = 0, reference_material: str | os.PathLike | None = None,
     use_mitsuba: bool = False, relight_environment: str | os.PathLike | None = None,
-    mitsuba_views: int = 4, mitsuba_samples: int = 64,
+    mitsuba_views: int = 4, mitsuba_samples: int = 128,
 ) -> dict:  # fmt: skip
     """Metrics of the run's exported asset (``mesh/``, else ``stage1_mesh/``) on the test split: the OBJ,
     its textures and probe.hdr are read back and rendered with the dataset's own cameras, so what is
@@ -154,7 +154,7 @@ def evaluate_materials(
     run_dir: Path, folder: Path, asset: Asset, root: Path, gt: Path | None, config: Config, dataset,
     downscale: float,
     reference_material=None, use_mitsuba: bool = False, relight_environment=None, mitsuba_views: int = 4,
-    mitsuba_samples: int = 64,
+    mitsuba_samples: int = 128,
 ) -> dict:  # fmt: skip
     """Material and relighting metrics where the truth allows (recon.material_eval, recon.relight_eval):
     albedo / roughness / metallic against ``reference_material`` (default: the dataset's

@@ -31,9 +31,11 @@ from data.images import linear_to_srgb, read_rgba, srgb_to_linear
 from geometry.distance import sample_surface
 from geometry.mesh import Mesh, unwrap_uv
 from geometry.obj import read_obj
-from recon.bake import Textures, bake_textures
+from recon.bake import Textures, bake_textures, bake_vertex_values
 from recon.export import export_asset
 from recon.procedural import procedural_material
+from render.light import EnvironmentLight
+from render.occlusion import vertex_occlusion
 from render.raster import texture
 
 MATERIAL_FILE = "gt_material.json"
@@ -185,10 +187,13 @@ def scaled_psnr(rendered: torch.Tensor, reference: torch.Tensor, alpha: torch.Te
     return _psnr(linear_to_srgb(scaled.clamp(0, 1)), linear_to_srgb(reference.clamp(0, 1))), scale.tolist()
 
 
-def export_reference(reference: ReferenceMaterial, folder: Path, resolution: int = 1024) -> Path:
+def export_reference(
+    reference: ReferenceMaterial, folder: Path, resolution: int = 1024, environment: Path | None = None
+) -> Path:
     """The truth as an asset folder (docs/design.md, "Export contract"), for renderers that read assets:
     the true mesh with its own UVs when every image channel has them (constants filled in at the base
-    colour image's size), else unwrapped and baked at ``resolution``."""
+    colour image's size), else unwrapped and baked at ``resolution``; its ambient occlusion in ORM's R;
+    ``environment`` (.hdr) as its probe."""
     mesh = reference.mesh
     images = [v for v in reference.channels.values() if v is not None and v.dim() == 3]
     procedural = any(v is None for v in reference.channels.values())
@@ -209,7 +214,10 @@ def export_reference(reference: ReferenceMaterial, folder: Path, resolution: int
             return values["base_color"], values["roughness"], values["metallic"]
 
         textures = bake_textures(material, mesh.vertices, mesh.faces, uv, uv_faces, resolution)
-    return export_asset(folder, mesh.vertices, mesh.faces, uv, uv_faces, textures)
+    occlusion = vertex_occlusion(mesh.vertices, mesh.faces)[:, None]
+    textures.occlusion = bake_vertex_values(occlusion, mesh.faces, uv, uv_faces, textures.base_color.shape[0])
+    light = EnvironmentLight.from_file(environment) if environment is not None else None
+    return export_asset(folder, mesh.vertices, mesh.faces, uv, uv_faces, textures, light)
 
 
 def write_reference(path: Path, base_color, roughness, metallic) -> None:

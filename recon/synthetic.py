@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,8 +206,11 @@ def make_synthetic_scene(root: str | os.PathLike, config: SyntheticConfig | None
         relight_light = EnvironmentLight.from_latlong(relight, light.config)
         test_cameras = cameras[splits["test"]]
         relight_images = _render(mesh, material, relight_light, test_cameras, occlusion)
+        relight_root = root / RELIGHT_FOLDER
         write_nerf_synthetic(
-            root / RELIGHT_FOLDER, test_cameras, relight_images, {"test": list(range(len(test_cameras)))}
+            relight_root, test_cameras, relight_images, {"test": list(range(len(test_cameras)))}
         )
-        write_hdr(root / RELIGHT_FOLDER / "env.hdr", relight)
+        # the parser wants a train split: the same frames (one copy of the images)
+        shutil.copyfile(relight_root / "transforms_test.json", relight_root / "transforms_train.json")
+        write_hdr(relight_root / "env.hdr", relight)
     return SyntheticScene(root, load_nerf_synthetic(root), mesh, material, light, environment)

@@ -45,7 +45,7 @@ def main() -> int:
         help="the new light for --mitsuba (.hdr; default: the relighting views' light, else the sky)",
     )  # fmt: skip
     parser.add_argument("--mitsuba-views", type=int, default=4, help="test views Mitsuba renders")
-    parser.add_argument("--mitsuba-samples", type=int, default=64, help="Mitsuba's samples per pixel")
+    parser.add_argument("--mitsuba-samples", type=int, default=128, help="Mitsuba's samples per pixel")
     args = parser.parse_args()
     if args.mitsuba and not mitsuba.available():
         print(
