@@ -81,6 +81,12 @@ class Stage2Model(nn.Module):
         self.backdrop = backdrop
         self.register_buffer("occlusion", None)  # [V] ambient occlusion when shading uses it
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, taking the occlusion buffer also into a model that has none yet (a resume)."""
+        if "occlusion" in state_dict and self.occlusion is None:
+            self.occlusion = state_dict["occlusion"].clone()
+        return super().load_state_dict(state_dict, strict, assign)
+
     def update_occlusion(self, directions: int = 128) -> None:
         """Ambient occlusion [V] of the current vertices (render.occlusion)."""
         self.occlusion = vertex_occlusion(self.vertices.detach(), self.faces, directions=directions)
@@ -119,8 +125,6 @@ class Stage2Model(nn.Module):
             EnvironmentLight(light, state["light.base"]),
             Backdrop.from_state(state, "backdrop.") if "backdrop.enabled" in state else None,
         )  # fmt: skip
-        if "occlusion" in state:
-            model.occlusion = state["occlusion"].clone()
         model.load_state_dict(state)
         return model
 
