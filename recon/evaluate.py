@@ -9,9 +9,11 @@ import json
 import os
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from torch.utils.tensorboard import SummaryWriter
 
 from data.dataset import MultiViewDataset
 from data.files import write_text_atomic
@@ -150,6 +152,37 @@ def evaluate(
     return metrics
 
 
+def write_albedo_views(asset: Asset, truth: Asset, cameras, scale: list, image_dir: Path) -> None:
+    """``view_XXX.png``: the asset's base colour (times the fitted per-channel ``scale``) | the truth's, as
+    the cameras see them (sRGB, white where neither is)."""
+    image_dir.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        for k in range(len(cameras)):
+            ours, theirs = asset.render(cameras[k]), truth.render(cameras[k])
+            white = torch.ones_like(ours.rgb[0])
+            left = torch.where(ours.alpha[0] > 0.5, ours.material[0, ..., :3] * torch.tensor(scale), white)
+            right = torch.where(theirs.alpha[0] > 0.5, theirs.material[0, ..., :3], white)
+            side = linear_to_srgb(torch.cat((left, right), 1).clamp(0, 1))
+            write_image(image_dir / f"view_{k:03d}.png", to_uint8(side))
+
+
+def log_evaluation(run_dir: Path, metrics: dict, step: int) -> None:
+    """The evaluation into TensorBoard: every number as ``eval/<name>`` and the first image pair of each
+    of eval/ (test views), eval_relight/ (second light), eval_albedo/ and eval_mitsuba/views/."""
+    folders = {"test_view": "eval", "relit_view": "eval_relight", "albedo_vs_truth": "eval_albedo",
+               "mitsuba_relit_view": "eval_mitsuba/views"}  # fmt: skip
+    with SummaryWriter(str(run_dir / "tb")) as writer:
+        for name, value in metrics.items():
+            if isinstance(value, float | int) and not isinstance(value, bool):
+                writer.add_scalar(f"eval/{name}", value, step)
+        for name, folder in folders.items():
+            first = sorted((run_dir / folder).glob("view_*.png"))[:1]
+            if first:
+                writer.add_image(
+                    f"eval/{name}", np.asarray(iio.imread(first[0]))[..., :3], step, dataformats="HWC"
+                )
+
+
 def evaluate_materials(
     run_dir: Path, folder: Path, asset: Asset, root: Path, gt: Path | None, config: Config, dataset,
     downscale: float,
@@ -179,12 +212,17 @@ def evaluate_materials(
     reference = load_reference(material_path, gt)
     metrics.update(material_metrics(asset, reference))
     metrics["reference_material"] = str(material_path)
+    environment = root / "env.hdr" if (root / "env.hdr").is_file() else folder / "probe.hdr"
+    truth = export_reference(reference, run_dir / "eval_truth", environment=environment)
+    cameras = dataset.batch(list(range(min(4, len(dataset))))).cameras
+    write_albedo_views(
+        asset, load_asset(truth, 16), cameras, metrics["albedo_scale"], run_dir / "eval_albedo"
+    )
     if use_mitsuba:
         environment = relight_environment or (relight / "env.hdr" if relight is not None else None)
         if environment is None:
             environment = run_dir / "relight_sky.hdr"
             write_hdr(environment, relight_sky(latlong_directions(128)))
-        truth = export_reference(reference, run_dir / "eval_mitsuba" / "truth")
         views = list(range(min(mitsuba_views, len(dataset))))
         cameras = dataset.batch(views).cameras
         metrics.update(relight_mitsuba(folder, truth, environment, cameras, mitsuba_samples,

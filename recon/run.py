@@ -23,7 +23,7 @@ from recon.checkpoint import checkpoints_newest_first, load_checkpoint, save_che
 from recon.config import Config, validate
 from recon.distributed import DistributedContext
 from recon.errors import ConfigError
-from recon.evaluate import evaluate, save_transform
+from recon.evaluate import evaluate, log_evaluation, save_transform
 from recon.export import export_asset
 from recon.loop import stop_signals
 from recon.model import ReconstructionModel
@@ -134,6 +134,7 @@ def run(config: Config, run_dir: Path, context: DistributedContext | None = None
                 metrics = json.loads((run_dir / "metrics.json").read_text())
             else:
                 metrics = evaluate(run_dir)
+                log_evaluation(run_dir, metrics, config.train.steps + config.stage2.steps)
                 progress.mark("metrics")
             terms.update({f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)})
     return terms

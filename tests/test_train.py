@@ -55,19 +55,30 @@ def test_default_preset_smoke(tmp_path):
         "mesh/mesh.obj",
         "mesh/probe.hdr",
         "synthetic/gt_mesh.obj",
+        "synthetic/gt_material.json",
+        "synthetic/relight/env.hdr",
+        "eval_relight/view_000.png",
+        "eval_albedo/view_000.png",
     ):
         assert (tmp_path / name).exists(), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {"psnr", "ssim", "chamfer_l1", "f_score"} <= set(metrics) and metrics["views"] == 1
+    assert {"albedo_psnr", "roughness_mae", "metallic_mae", "relight_psnr", "relight_psnr_scaled"} <= set(
+        metrics
+    )
     assert metrics["asset"] == "mesh"
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    texts = set()
+    texts, images, scalars = set(), set(), set()
     for events in (tmp_path / "tb").glob("events.*"):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         texts |= set(accumulator.Tags()["tensors"])
+        images |= set(accumulator.Tags()["images"])
+        scalars |= set(accumulator.Tags()["scalars"])
     assert "config/text_summary" in texts
+    assert {"eval/test_view", "eval/relit_view", "eval/albedo_vs_truth"} <= images
+    assert {"eval/albedo_psnr", "eval/relight_psnr"} <= scalars
     again = subprocess.run(
         [sys.executable, "scripts/evaluate.py", str(tmp_path)],
         cwd=ROOT,
