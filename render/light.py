@@ -53,6 +53,9 @@ class EnvironmentLightConfig:
     diffuse: str = "lambert"
     """Diffuse lobe: "lambert" (glTF's and Blender's Principled BSDF's) or "burley" (Disney's
     retro-reflective one, Mitsuba's principled BSDF's)."""
+    bend_normals: bool = True
+    """Bend shading normals that face away from the viewer (interpolated normals at silhouettes) until
+    n.v = 0.05 (:func:`bend_towards_viewer`), so their reflections do not look below the surface."""
     multiscatter: bool = True
     """Add GGX's multiple-scattering energy (Fdez-Aguera 2019), so rough metals keep their brightness as
     in Cycles' multiscatter GGX; False: single scattering only."""
@@ -71,6 +74,13 @@ def dominant_direction(normal: torch.Tensor, mirror: torch.Tensor, alpha: torch.
     rough surfaces, where the lobe's mass moves off-specular (Lagarde & de Rousiers 2014, Frostbite)."""
     s = (1 - alpha) * (torch.sqrt((1 - alpha).clamp(min=1e-12)) + alpha)
     return safe_normalize(normal + s * (mirror - normal))
+
+
+def bend_towards_viewer(normal: torch.Tensor, view: torch.Tensor, min_cosine: float = 0.05) -> torch.Tensor:
+    """Unit normals [..., 3] with n.v >= ~``min_cosine``: those below are tilted in the plane of n and v
+    towards the view direction v [..., 3] (unit); the others are unchanged."""
+    deficit = (min_cosine - dot(normal, view)).clamp(min=0)
+    return safe_normalize(normal + deficit * view)
 
 
 def multiscatter_reflectance(
@@ -182,8 +192,10 @@ class EnvironmentLight(nn.Module):
             raise ValueError(f"diffuse: expected one of {', '.join(DIFFUSE_MODELS)}, got {diffuse!r}")
         maps = maps or self.prefilter()
         shape = normal.shape[:-1]
-        n = safe_normalize(normal.reshape(-1, 3))
         v = safe_normalize(view.reshape(-1, 3))
+        n = safe_normalize(normal.reshape(-1, 3))
+        if self.config.bend_normals:
+            n = bend_towards_viewer(n, v)
         rough = clamp_roughness(roughness.reshape(-1, 1))
         metal = metallic.reshape(-1, 1)
         color = base_color.reshape(-1, 3)

@@ -6,8 +6,9 @@ import torch
 from render import sh
 from render.dfg import dfg_lookup
 from render.envmap import cube_directions, cube_solid_angles
-from render.light import EnvironmentLight, EnvironmentLightConfig, prefilter_light
+from render.light import EnvironmentLight, EnvironmentLightConfig, bend_towards_viewer, prefilter_light
 from render.prefilter import prefilter_specular
+from render.raster import texture
 from tests.render.shading_reference import cube_of, monte_carlo, sky, sphere_view
 
 
@@ -82,6 +83,31 @@ def test_multiscatter_keeps_a_white_metal_white():
         assert gain.abs().max().item() < 0.01
         if roughness == 1.0:
             assert single[inside].mean().item() < 0.9
+
+
+def test_silhouette_normals_are_bent_towards_the_viewer():
+    # Interpolated normals at a silhouette can face away from the camera: their mirror direction points
+    # into the surface. Bent, a mirror there reflects what lies just behind the silhouette (about -v), as
+    # the true, grazing surface does; unbent it shows the wrong part of the sky.
+    torch.manual_seed(0)
+    view = torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
+    side = torch.nn.functional.normalize(torch.linalg.cross(view, torch.randn(64, 3)), dim=-1)
+    normal = torch.nn.functional.normalize(side - 0.3 * view, dim=-1)  # n.v = -0.29
+    bent = bend_towards_viewer(normal, view)
+    assert ((bent * view).sum(-1) > 0.04).all() and torch.allclose(bent.norm(dim=-1), torch.ones(64))
+    facing = torch.nn.functional.normalize(side + view, dim=-1)
+    assert torch.allclose(bend_towards_viewer(facing, view), facing)
+    cube = cube_of(sky, 64)
+    behind = texture(cube[None], (-view).reshape(1, -1, 1, 3).contiguous(), boundary_mode="cube").reshape(
+        -1, 3
+    )
+    errors = {}
+    for bend in (True, False):
+        config = EnvironmentLightConfig(resolution=64, bend_normals=bend, multiscatter=False)
+        with torch.no_grad():
+            mirror = _shade(EnvironmentLight(config, cube), normal, view, torch.ones(3), 0.08, 1.0)
+        errors[bend] = ((mirror - behind).abs().sum(-1) / behind.sum(-1)).mean().item()
+    assert errors[True] < 0.5 * errors[False]
 
 
 def test_light_config_rejects_an_unknown_diffuse_model():
