@@ -109,6 +109,8 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("train.crop", lambda v: v == 0 or v >= 16, "0 (whole views) or a window side >= 16 pixels"),
     ("train.start_levels", lambda v: v >= 0, "an integer >= 0"),
     ("train.steps_per_level", lambda v: v >= 1, "an integer >= 1"),
+    ("train.occlusion_start", lambda v: v >= 0, "an integer >= 0"),
+    ("train.occlusion_every", lambda v: v >= 1, "an integer >= 1"),
     ("train.log_every", lambda v: v >= 1, "an integer >= 1"),
     ("train.image_every", lambda v: v >= 0, "an integer >= 0 (0: no images)"),
     ("train.checkpoint_every", lambda v: v >= 0, "an integer >= 0 (0: by time only)"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import torch
+from scipy.spatial import cKDTree
 from torch import nn
 
 from data.dataset import Batch
@@ -29,6 +30,7 @@ from recon.losses import Schedule, image_loss, mask_loss, psnr
 from recon.material import MaterialConfig, MaterialMLP
 from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
+from render.occlusion import vertex_occlusion
 from render.renderer import RenderOutput, render_views
 
 
@@ -102,6 +104,34 @@ class ReconstructionModel(nn.Module):
         self.light = EnvironmentLight(self.config.light)
         self.backdrop = backdrop
         self.region = region
+        # Ambient occlusion of the last mesh it was computed on (update_occlusion): its vertices [N, 3]
+        # and their values [N]; each step's mesh takes its nearest vertex's value (topology changes).
+        self.register_buffer("occlusion_points", None)
+        self.register_buffer("occlusion_values", None)
+
+    def update_occlusion(self, directions: int = 64) -> None:
+        """Compute the ambient occlusion (render.occlusion) of the current mesh, for :meth:`occlusion_at`."""
+        with torch.no_grad():
+            vertices, faces, _ = self.extract()
+            if len(faces) == 0:
+                return
+            self.occlusion_points = vertices.detach().clone()
+            self.occlusion_values = vertex_occlusion(vertices, faces, directions=directions).to(vertices)
+
+    def occlusion_at(self, vertices: torch.Tensor) -> torch.Tensor | None:
+        """[V] the occlusion at vertices [V, 3] (of the nearest vertex it was computed at), or None."""
+        if self.occlusion_values is None:
+            return None
+        tree = cKDTree(self.occlusion_points.cpu().numpy())
+        _, nearest = tree.query(vertices.detach().cpu().numpy())
+        return self.occlusion_values[torch.from_numpy(nearest).to(self.occlusion_values.device)]
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, taking the occlusion buffers also into a model that has none yet (a resume)."""
+        for name in ("occlusion_points", "occlusion_values"):
+            if name in state_dict and getattr(self, name) is None:
+                setattr(self, name, state_dict[name].clone())
+        return super().load_state_dict(state_dict, strict, assign)
 
     def surface_sdf(self, points: torch.Tensor) -> torch.Tensor:
         """[P] the SDF whose zero set is the surface: the network's, cut to the region when there is one."""
@@ -116,9 +146,18 @@ class ReconstructionModel(nn.Module):
 
     def render(self, batch: Batch, vertices: torch.Tensor, faces: torch.Tensor) -> RenderOutput:
         """The views of ``batch``: over its background colour, or over the backdrop for photos."""
+        occlusion = self.occlusion_at(vertices)
         if self.backdrop is None:
-            return render_views(vertices, faces, batch.cameras, self.light, self.material, batch.background)
-        out = render_views(vertices, faces, batch.cameras, self.light, self.material)
+            return render_views(
+                vertices,
+                faces,
+                batch.cameras,
+                self.light,
+                self.material,
+                batch.background,
+                occlusion=occlusion,
+            )
+        out = render_views(vertices, faces, batch.cameras, self.light, self.material, occlusion=occlusion)
         return self.backdrop(out, batch.cameras, self.light)
 
     def forward(self, batch: Batch, config: LossConfig, step: int, generator=None) -> StepResult:

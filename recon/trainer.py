@@ -72,6 +72,12 @@ class TrainConfig:
     """Continue the run in the output folder from where it stopped: stage 1, stage 2, export or
     evaluation; finished work is not redone."""
     progress: bool = True
+    occlusion: bool = True
+    """Shade with the ambient occlusion of the mesh (render.occlusion), recomputed every
+    ``occlusion_every`` steps from ``occlusion_start`` on, so crevices are not painted dark into the
+    material (see stage2.occlusion)."""
+    occlusion_start: int = 100
+    occlusion_every: int = 100
 
 
 def make_optimizer(model: ReconstructionModel, config: OptimizerConfig) -> torch.optim.Adam:
@@ -118,6 +124,13 @@ class Trainer(TrainingLoop):
 
     def before_step(self) -> None:
         self._schedule_levels(self.step)
+        config = self.config
+        due = (
+            self.step >= config.occlusion_start
+            and (self.step - config.occlusion_start) % config.occlusion_every == 0
+        )
+        if config.occlusion and due:
+            self.model.update_occlusion()
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)

@@ -67,3 +67,19 @@ def test_free_space_points_lie_on_falsely_covered_background_rays():
     pixels = set(map(tuple, xy[0].floor().long().tolist()))
     assert pixels == {(10, 4), (11, 4), (10, 5), (11, 5)} and bool((depth > 0).all())
     assert float(points.abs().max()) <= 1.0 + 1e-6  # within the SDF box
+
+
+def test_stage1_occlusion_follows_the_mesh_and_survives_a_checkpoint():
+    from recon.model import ModelConfig, ReconstructionModel
+
+    torch.manual_seed(0)
+    model = ReconstructionModel(ModelConfig())  # its initial SDF: a sphere, open to the sky everywhere
+    assert model.occlusion_at(torch.zeros(3, 3)) is None
+    model.update_occlusion(directions=32)
+    with torch.no_grad():
+        vertices, _, _ = model.extract()
+    values = model.occlusion_at(vertices * 1.01)  # a moved mesh takes its nearest vertices' values
+    assert values.shape == (len(vertices),) and values.min().item() > 0.95
+    fresh = ReconstructionModel(ModelConfig())
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.occlusion_at(vertices), model.occlusion_at(vertices))
