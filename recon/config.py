@@ -135,6 +135,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("stage2.laplacian_weight", lambda v: v >= 0, "a weight >= 0"),
     ("stage2.mask_weight", lambda v: v >= 0, "a weight >= 0"),
     ("stage2.normal_smoothness_weight", lambda v: v >= 0, "a weight >= 0"),
+    ("stage2.metallic_weight", lambda v: v >= 0, "a weight >= 0"),
     ("stage2.occlusion_every", lambda v: v >= 1, "an integer >= 1"),
     ("stage2.occlusion_directions", lambda v: v >= 8, "an integer >= 8"),
     ("stage2.image", lambda v: v in IMAGE_LOSSES, f"one of {', '.join(IMAGE_LOSSES)}"),

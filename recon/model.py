@@ -65,6 +65,9 @@ class LossConfig:
     laplacian_weight: Schedule = field(default_factory=lambda: Schedule(0.0))
     sdf_sign_weight: Schedule = field(default_factory=lambda: Schedule(0.01, end=0.001, decay_end=1000))
     light_weight: Schedule = field(default_factory=lambda: Schedule(0.005))
+    metallic_weight: Schedule = field(default_factory=lambda: Schedule(0.01))
+    """Weight of the mean metallic value on the surface: a prior for dielectrics (most objects), so that
+    metal is used only where the images need it."""
     free_space_weight: Schedule = field(default_factory=lambda: Schedule(1.0))
     """Space carving: SDF points on the rays of pixels that the mask calls background but the render
     covers are pushed outside (opens tunnels a membrane closed; nothing to do without masks)."""
@@ -189,6 +192,7 @@ class ReconstructionModel(nn.Module):
             "laplacian": lambda: laplacian_loss(vertices, faces),
             "sdf_sign": lambda: sdf_sign_loss(grid),
             "light": lambda: self.light.regularizer(),
+            "metallic": lambda: self.material(vertices[:: max(1, len(vertices) // 4096)].detach())[2].mean(),
             "free_space": lambda: free_space_term(batch, out.alpha, config.free_space_rays, self.sdf, step),
         }
         weights = {name: getattr(config, f"{name}_weight")(step) for name in lazy}

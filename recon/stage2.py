@@ -53,6 +53,8 @@ class Stage2Config:
     normal_lr: float = 1e-2
     normal_smoothness_weight: float = 0.1
     """Weight of the mean absolute difference of neighbouring normal-map texels."""
+    metallic_weight: float = 0.01
+    """Weight of the mean of the metallic texture, a prior for dielectrics (train.losses.metallic_weight)."""
     occlusion: bool = True
     """Shade with the mesh's ambient occlusion (render.occlusion), so that crevices darkened by the photos'
     shadows are not painted into the base colour; the export bakes it into ORM's R channel."""
@@ -188,6 +190,8 @@ class Stage2Trainer(TrainingLoop):
         loss = image + (config.mask_weight * mask if model.backdrop is None else 0)  # photos: no masks
         if config.optimize_vertices:
             loss = loss + config.laplacian_weight * laplacian_loss(model.vertices, model.faces)
+        if config.metallic_weight > 0:
+            loss = loss + config.metallic_weight * model.material.roughness_metallic[..., 1].mean()
         if model.material.normal_map is not None and config.normal_smoothness_weight > 0:
             loss = loss + config.normal_smoothness_weight * model.material.normal_smoothness()
         terms = {

@@ -379,7 +379,8 @@ def test_killed_in_stage_2_resumes_to_the_same_asset(tmp_path):
     assert (run_dir / "checkpoints" / "step_4.pt").stat().st_mtime_ns == stage1_checkpoint
     metrics = json.loads((run_dir / "metrics.json").read_text())
     expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())
-    assert metrics.pop("reference_mesh") != expected.pop("reference_mesh")  # each run's own copy
+    for own in ("reference_mesh", "reference_material"):  # each run's own copy of the scene
+        assert metrics.pop(own) != expected.pop(own)
     assert metrics == expected
 
     exported = {p.name: p.stat().st_mtime_ns for p in (run_dir / "mesh").iterdir()}
@@ -390,8 +391,8 @@ def test_killed_in_stage_2_resumes_to_the_same_asset(tmp_path):
     (run_dir / "metrics.json").unlink()
     again = train(run_dir, *arguments, "train.resume=true", threads=1)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert dict(json.loads((run_dir / "metrics.json").read_text()), reference_mesh=None) == dict(
-        metrics, reference_mesh=None
-    )
+    assert dict(
+        json.loads((run_dir / "metrics.json").read_text()), reference_mesh=None, reference_material=None
+    ) == dict(metrics, reference_mesh=None, reference_material=None)
     assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "mesh").iterdir()} == exported
     assert {p: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").rglob("*.pt")} == checkpoints
