@@ -51,7 +51,7 @@ def test_bottom_of_a_pocket_sees_the_cone_of_its_opening():
     # concave_sdf's pocket: radius 0.17, 0.35 deep. From the centre of its floor the open sky is a cone of
     # half-angle atan(0.17 / 0.35); the cosine-weighted fraction of a hemisphere inside it is sin^2.
     vertices, faces = _mesh(concave_sdf, 128)
-    ao = vertex_occlusion(vertices, faces, directions=512, resolution=256)
+    ao = vertex_occlusion(vertices, faces, directions=256, resolution=256)
     floor = (vertices - torch.tensor([0.28, 0.0, 0.0])).norm(dim=-1).argmin()
     expected = 0.17**2 / (0.17**2 + 0.35**2)
     assert ao[floor].item() == pytest.approx(expected, abs=0.03)
