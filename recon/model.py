@@ -192,7 +192,9 @@ class ReconstructionModel(nn.Module):
             "laplacian": lambda: laplacian_loss(vertices, faces),
             "sdf_sign": lambda: sdf_sign_loss(grid),
             "light": lambda: self.light.regularizer(),
-            "metallic": lambda: self.material(vertices[:: max(1, len(vertices) // 4096)].detach())[2].mean(),
+            "metallic": lambda: self.material(
+                vertices[:: max(1, len(vertices) // 4096)].detach()
+            ).metallic.mean(),
             "free_space": lambda: free_space_term(batch, out.alpha, config.free_space_rays, self.sdf, step),
         }
         weights = {name: getattr(config, f"{name}_weight")(step) for name in lazy}
