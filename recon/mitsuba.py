@@ -100,9 +100,11 @@ def render(
     scene = mi.load_dict(scene_dict)
     images = []
     for k in range(len(cameras)):
+        width, height = int(cameras.width), int(cameras.height)
+        if abs(_at(cameras.cx, k) - width / 2) > 0.5 or abs(_at(cameras.cy, k) - height / 2) > 0.5:
+            raise ValueError(f"camera {k}: mitsuba.render takes centred principal points only")
         c2w = cameras.c2w[k].double().cpu().numpy()
         origin = c2w[:3, 3]
-        width, height = int(cameras.width), int(cameras.height)
         fov = math.degrees(2 * math.atan(width / (2 * float(_at(cameras.fx, k)))))
         sensor = mi.load_dict({
             "type": "perspective",

@@ -7,8 +7,11 @@ through it and a deep pocket in its top: surface that only grazing or top-down v
 reference mesh (base colour from its
 ``map_Kd`` texture when it has UVs). The light is a procedural sky or a user ``.hdr``. Cameras sit
 uniformly at random on a sphere around the object, looking at its centre. The views are written in
-NeRF-synthetic format (RGBA PNG, sRGB) with the ground truth beside them (``gt_mesh.obj``, ``env.hdr``),
-then loaded back through the normal parser, so training sees exactly what a user's dataset gives.
+NeRF-synthetic format (RGBA PNG, sRGB) with the ground truth beside them (``gt_mesh.obj``, ``env.hdr``,
+``gt_material.json``, and ``relight/``: the test views again under a second light, for
+recon.relight_eval), then loaded back through the normal parser, so training sees exactly what a user's
+dataset gives. Views are shaded with the object's ambient occlusion (render.occlusion), as a photo's
+shadows darken its crevices.
 """
 
 from __future__ import annotations
