@@ -25,7 +25,13 @@ from recon.asset import Asset, asset_dataset, load_asset
 from recon.backdrop import load_ground
 from recon.checkpoint import CheckpointError
 from recon.config import Config
-from recon.material_eval import MATERIAL_FILE, export_reference, load_reference, material_metrics
+from recon.material_eval import (
+    MATERIAL_FILE,
+    ReferenceMaterial,
+    export_reference,
+    load_reference,
+    material_metrics,
+)
 from recon.metrics import image_psnr, image_ssim, surface_metrics
 from recon.procedural import relight_sky
 from recon.relight_eval import relight_mitsuba, relight_ours, relight_root
@@ -33,6 +39,7 @@ from recon.scene import build_scene
 from render.background import Backdrop
 from render.envmap import latlong_directions
 from render.hdr import write_hdr
+from render.renderer import render_views
 
 
 def save_transform(path: Path, transform: SceneTransform) -> None:
@@ -152,13 +159,25 @@ def evaluate(
     return metrics
 
 
-def write_albedo_views(asset: Asset, truth: Asset, cameras, scale: list, image_dir: Path) -> None:
-    """``view_XXX.png``: the asset's base colour (times the fitted per-channel ``scale``) | the truth's, as
-    the cameras see them (sRGB, white where neither is)."""
+def write_albedo_views(
+    asset: Asset, reference: ReferenceMaterial, cameras, scale: list, image_dir: Path
+) -> None:  # fmt: skip
+    """``view_XXX.png``: the asset's base colour (times the fitted per-channel ``scale``) | the truth's (the
+    reference material on the true mesh), as the cameras see them (sRGB, white where neither is)."""
     image_dir.mkdir(parents=True, exist_ok=True)
+    mesh = reference.mesh
+
+    def truth_material(points: torch.Tensor, uv: torch.Tensor | None):
+        values = reference.at(points, uv)
+        return values["base_color"], values["roughness"], values["metallic"]
+
     with torch.no_grad():
         for k in range(len(cameras)):
-            ours, theirs = asset.render(cameras[k]), truth.render(cameras[k])
+            ours = asset.render(cameras[k])
+            theirs = render_views(
+                mesh.vertices, mesh.faces, cameras[k], asset.light, truth_material, uv=mesh.uv,
+                uv_faces=mesh.uv_faces,
+            )  # fmt: skip
             white = torch.ones_like(ours.rgb[0])
             left = torch.where(ours.alpha[0] > 0.5, ours.material[0, ..., :3] * torch.tensor(scale), white)
             right = torch.where(theirs.alpha[0] > 0.5, theirs.material[0, ..., :3], white)
@@ -212,13 +231,10 @@ def evaluate_materials(
     reference = load_reference(material_path, gt)
     metrics.update(material_metrics(asset, reference))
     metrics["reference_material"] = str(material_path)
-    environment = root / "env.hdr" if (root / "env.hdr").is_file() else folder / "probe.hdr"
-    truth = export_reference(reference, run_dir / "eval_truth", environment=environment)
     cameras = dataset.batch(list(range(min(4, len(dataset))))).cameras
-    write_albedo_views(
-        asset, load_asset(truth, 16), cameras, metrics["albedo_scale"], run_dir / "eval_albedo"
-    )
+    write_albedo_views(asset, reference, cameras, metrics["albedo_scale"], run_dir / "eval_albedo")
     if use_mitsuba:
+        truth = export_reference(reference, run_dir / "eval_mitsuba" / "truth")
         environment = relight_environment or (relight / "env.hdr" if relight is not None else None)
         if environment is None:
             environment = run_dir / "relight_sky.hdr"
