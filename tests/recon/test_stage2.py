@@ -15,6 +15,7 @@ from recon.stage2 import Stage2Config, Stage2Model, train_stage2
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.texture_material import TextureMaterial
 from recon.trainer import TrainConfig
+from render.occlusion import vertex_occlusion
 
 
 def test_textures_learn_the_base_colour(tmp_path, report):
@@ -79,7 +80,7 @@ def test_stage2_model_from_stage1_keeps_to_the_face_budget():
 def test_occlusion_keeps_crevices_out_of_the_base_colour(tmp_path, report):
     # The concave object (a tunnel and a pocket), constant base colour 0.6, rendered with its ambient
     # occlusion. Stage 2 on the true mesh from a wrong base colour: shading with the occlusion learns 0.6
-    # inside the pocket too; without it, the pocket's darkness is painted into the texture.
+    # in the crevices too; without it, their darkness is painted into the texture.
     from geometry.extraction import GridConfig, extract_mesh
     from recon.procedural import concave_sdf
 
@@ -97,6 +98,11 @@ def test_occlusion_keeps_crevices_out_of_the_base_colour(tmp_path, report):
     def wrong(p):
         return torch.full_like(p, 0.3), torch.full_like(p[:, :1], 0.5), torch.zeros_like(p[:, :1])
 
+    # The crevices: texels whose true ambient occlusion is below 0.85 (about a fifth of the surface).
+    occluded = (
+        bake_vertex_values(vertex_occlusion(vertices, faces)[:, None], faces, uv, uv_faces, 128)[..., 0]
+        < 0.85
+    )
     errors = {}
     for occlusion in (True, False):
         textures = bake_textures(wrong, vertices, faces, uv, uv_faces, resolution=128)
@@ -105,15 +111,10 @@ def test_occlusion_keeps_crevices_out_of_the_base_colour(tmp_path, report):
                               occlusion=occlusion)  # fmt: skip
         train_stage2(model, dataset, stage2, tmp_path / f"run_{occlusion}", TrainConfig(progress=False))
         assert (model.occlusion is not None) == occlusion
-        material = model.material.textures()
-        texels = bake_vertex_values(vertices, faces, uv, uv_faces, 128)
-        in_pocket = ((texels[..., :2] - torch.tensor([0.28, 0.0])).norm(dim=-1) < 0.12) & (
-            texels[..., 2] < 0.1
-        )
-        in_pocket &= textures.covered
-        errors[occlusion] = float((material.base_color[in_pocket] - 0.6).abs().median())
+        base_color = model.material.textures().base_color[occluded & textures.covered]
+        errors[occlusion] = float((base_color - 0.6).abs().median())
     report(
-        f"stage 2 on the concave object rendered with occlusion, base colour error inside the pocket: "
-        f"{errors[True]:.3f} shading with occlusion, {errors[False]:.3f} without"
+        f"stage 2 on the concave object rendered with occlusion, base colour error where the occlusion is "
+        f"below 0.85: {errors[True]:.3f} shading with occlusion, {errors[False]:.3f} without"
     )
-    assert errors[True] < 0.05 and errors[False] > 2 * errors[True]
+    assert errors[True] < 0.05 and errors[False] > 0.1
