@@ -1,11 +1,20 @@
-"""Shared pytest fixtures: ``report`` collects measured figures that tests state in the session summary."""
+"""Shared pytest fixtures: ``report`` collects measured figures that tests state in the session summary
+(also under pytest-xdist: the figures travel with each test's report to the controlling process)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 _REPORTED: list[str] = []
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n 2: one thread per worker (and per train.py it
+        torch.set_num_threads(1)  # starts), one worker per core
+        os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(autouse=True)
@@ -27,9 +36,14 @@ def one_thread():
 
 
 @pytest.fixture
-def report():
+def report(request):
     """``report("text")`` adds a line to the 'measured' section at the end of the pytest run."""
-    return _REPORTED.append
+    return lambda text: request.node.user_properties.append(("measured", str(text)))
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        _REPORTED.extend(text for name, text in report.user_properties if name == "measured")
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -63,7 +63,7 @@ def test_spot_ground_truth_through_the_exporter_in_blender(spot_asset, report):
     """The exporter's files, opened in Blender, reproduce the independent path tracer's images: GLB and OBJ
     agree, and a left-right mirrored probe (the convention this project used until 2026-12) is clearly
     worse. Our renderer, without shadows or energy-conserving layering, is reported beside it; trained
-    assets are held to it in tests/test_train.py."""
+    assets are held to it in tests/test_train_runs.py."""
     folder, dataset = spot_asset
     views = range(4)
     ours = evaluate_asset(folder, dataset, views, light_resolution=128)["psnr"]
