@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
+import numpy as np
 import pytest
 
 pytest.importorskip("pycolmap")
@@ -62,6 +64,8 @@ def test_photos_become_an_asset_in_the_sfm_frame(photos_run, report):
     assert abs(ground["origin"][2]) < 0.02 and ground["normal"][2] > 0.999  # the model's z = 0 is the table
     mesh = read_obj(run_dir / "mesh" / "mesh.obj")
     assert float(mesh.vertices[:, 2].min()) > 0.0  # nothing of the table glued under the asset
+    # the preset is dielectric: no metal mirror of the light standing in for the background
+    assert int(np.asarray(iio.imread(run_dir / "mesh" / "texture_metallic.png")).max()) == 0
 
 
 def test_photos_run_scores_its_whole_images(photos_run):
