@@ -147,7 +147,8 @@ def textured_model(
     ``checkpoints/textured.pt``; read back from there when the run made it before."""
     path = run_dir / "checkpoints" / "textured.pt"
     if progress.finished("textured") and path.is_file():
-        return Stage2Model.from_state(load_checkpoint(path, ("model",))["model"], config.model.light)
+        state = load_checkpoint(path, ("model",))["model"]
+        return Stage2Model.from_state(state, config.model.light, tuple(config.model.material.metallic_range))
     textured = None
     if context.is_main:
         shutil.rmtree(stage2_checkpoint_dir(run_dir), ignore_errors=True)  # of an earlier stage-2 model

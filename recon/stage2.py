@@ -109,13 +109,17 @@ class Stage2Model(nn.Module):
             textures = bake_textures(model.material, vertices, faces, uv, uv_faces, texture_resolution)
         light = EnvironmentLight(model.light.config, model.light.base.detach())
         backdrop = copy.deepcopy(model.backdrop) if model.backdrop is not None else None
-        material = TextureMaterial(textures, normal_map=normal_map)
+        metallic_range = tuple(model.material.config.metallic_range)
+        material = TextureMaterial(textures, normal_map=normal_map, metallic_range=metallic_range)
         return cls(vertices, faces, uv, uv_faces, material, light, backdrop, model.region)
 
     @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor], light: EnvironmentLightConfig) -> Stage2Model:
+    def from_state(
+        cls, state: dict[str, torch.Tensor], light: EnvironmentLightConfig,
+        metallic_range: tuple[float, float] = (0.0, 1.0),
+    ) -> Stage2Model:  # fmt: skip
         """The model a :meth:`state_dict` (e.g. a stage-2 checkpoint's) was taken from, for any mesh and
-        texture size."""
+        texture size (``metallic_range``: the stage-1 material's, see :class:`TextureMaterial`)."""
         rm = state["material.roughness_metallic"][0]
         normal = state.get("material.normal_map")
         textures = Textures(
@@ -123,7 +127,8 @@ class Stage2Model(nn.Module):
             None if normal is None else normal[0],
         )  # fmt: skip
         model = cls(
-            state["base_vertices"], state["faces"], state["uv"], state["uv_faces"], TextureMaterial(textures),
+            state["base_vertices"], state["faces"], state["uv"], state["uv_faces"],
+            TextureMaterial(textures, metallic_range=metallic_range),
             EnvironmentLight(light, state["light.base"]),
             Backdrop.from_state(state, "backdrop.") if "backdrop.enabled" in state else None,
         )  # fmt: skip

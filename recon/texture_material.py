@@ -26,9 +26,15 @@ class TextureMaterial(nn.Module):
     uses_uv_derivatives = True
     normal_mode = "tangent"
 
-    def __init__(self, textures: Textures, min_roughness: float = 0.08, normal_map: bool | None = None):
-        """``normal_map``: learn one (flat when ``textures`` has none); None: iff textures has one."""
+    def __init__(
+        self, textures: Textures, min_roughness: float = 0.08, normal_map: bool | None = None,
+        metallic_range: tuple[float, float] = (0.0, 1.0),
+    ):  # fmt: skip
+        """``normal_map``: learn one (flat when ``textures`` has none); None: iff textures has one.
+        ``metallic_range``: the metallic values allowed (the stage-1 material's, e.g. (0, 0) for
+        dielectrics only)."""
         super().__init__()
+        self.metallic_range = (float(metallic_range[0]), float(metallic_range[1]))
         self.base_color = nn.Parameter(textures.base_color[None].detach().clone().float())
         rm = torch.cat((textures.roughness, textures.metallic), -1)[None]
         self.roughness_metallic = nn.Parameter(rm.detach().clone().float())
@@ -72,7 +78,7 @@ class TextureMaterial(nn.Module):
         with torch.no_grad():
             self.base_color.clamp_(0, 1)
             self.roughness_metallic[..., 0].clamp_(self.min_roughness, 1)
-            self.roughness_metallic[..., 1].clamp_(0, 1)
+            self.roughness_metallic[..., 1].clamp_(*self.metallic_range)
             if self.normal_map is not None:
                 self.normal_map.copy_(self._unit_normals(self.normal_map))
 
@@ -93,7 +99,7 @@ class TextureMaterial(nn.Module):
             options = {"uv_da": derivatives, "filter_mode": "linear-mipmap-linear", "boundary_mode": "clamp"}
         base = texture(self.base_color.contiguous(), st, **options)[0, :, 0]
         rm = texture(self.roughness_metallic.contiguous(), st, **options)[0, :, 0]
-        values = (base, rm[:, :1].clamp(self.min_roughness, 1), rm[:, 1:].clamp(0, 1))
+        values = (base, rm[:, :1].clamp(self.min_roughness, 1), rm[:, 1:].clamp(*self.metallic_range))
         if self.normal_map is None:
             return values
         return (*values, texture(self.normal_map.contiguous(), st, **options)[0, :, 0])

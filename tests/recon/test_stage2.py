@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from data.dataset import MultiViewDataset
@@ -75,6 +76,32 @@ def test_stage2_model_from_stage1_keeps_to_the_face_budget():
     assert budget * 0.9 <= model.faces.shape[0] <= budget and model.uv_faces.shape == model.faces.shape
     radius = model.vertices.norm(dim=-1)
     assert float(radius.max() - radius.min()) < 0.05 * float(radius.mean())  # still the sphere
+
+
+def test_stage2_keeps_the_stage1_metallic_range():
+    """A dielectric-only stage 1 (model.material.metallic_range=[0, 0], the photos preset) stays
+    dielectric in stage 2, also when the model is rebuilt from its state (resume), whatever the gradient
+    asks of the metallic texture."""
+    from recon.model import ModelConfig, ReconstructionModel
+
+    config = ModelConfig()
+    config.material.metallic_range = (0.0, 0.0)
+    model = Stage2Model.from_stage1(
+        ReconstructionModel(config), texture_resolution=32, min_component_fraction=0.05
+    )
+    rebuilt = Stage2Model.from_state(model.state_dict(), config.light, config.material.metallic_range)
+    for material in (model.material, rebuilt.material):
+        with torch.no_grad():
+            material.roughness_metallic[..., 1] = 0.7  # as an optimizer step could make it
+        uv = torch.rand(50, 2)
+        assert float(material(torch.zeros(50, 3), uv)[2].abs().max()) == 0.0
+        material.clamp_()
+        assert float(material.roughness_metallic[..., 1].abs().max()) == 0.0
+    allowed = Stage2Model.from_state(model.state_dict(), config.light)  # the default range: metal allowed
+    with torch.no_grad():
+        allowed.material.roughness_metallic[..., 1] = 0.7
+    allowed.material.clamp_()
+    assert float(allowed.material.roughness_metallic[..., 1].min()) == pytest.approx(0.7)
 
 
 def test_occlusion_keeps_crevices_out_of_the_base_colour(tmp_path, report):
