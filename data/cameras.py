@@ -132,6 +132,17 @@ class Camera:
         origins = self.centers[:, None, None].expand_as(directions)
         return origins, directions
 
+    def pixel_rays(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rays of :meth:`rays` through some pixels only: ``pixels`` [M] integer indices into the
+        flattened [B, H, W] grid -> origins and unit directions [M, 3]."""
+        pixels = pixels.to(self.c2w.device).long()
+        view, rest = pixels // (self.height * self.width), pixels % (self.height * self.width)
+        y, x = (rest // self.width).to(self.c2w.dtype) + 0.5, (rest % self.width).to(self.c2w.dtype) + 0.5
+        fx, fy, cx, cy = (v[view] for v in (self.fx, self.fy, self.cx, self.cy))
+        local = torch.stack(((x - cx) / fx, -(y - cy) / fy, -torch.ones_like(x)), -1)  # [M, 3]
+        directions = torch.einsum("mij,mj->mi", self.c2w[view, :3, :3], local)
+        return self.centers[view], torch.nn.functional.normalize(directions, dim=-1)
+
     def scaled(self, factor: float) -> Camera:
         """The cameras for images resized by ``factor`` (0.5 = half size): width and height are rounded,
         and the intrinsics follow the actual size ratio on each axis so projections stay consistent."""

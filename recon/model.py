@@ -18,7 +18,6 @@ from geometry.extraction import GridConfig, SDFGrid, extract_mesh
 from geometry.regularizers import (
     eikonal_loss,
     eikonal_points,
-    free_space_loss,
     laplacian_loss,
     normal_consistency,
     ray_box_points,
@@ -211,16 +210,22 @@ class ReconstructionModel(nn.Module):
 def free_space_term(
     batch: Batch, alpha: torch.Tensor, rays_per_view: int, sdf: SDFNetwork, step: int
 ) -> torch.Tensor:
-    """The free-space loss of a batch: :func:`geometry.regularizers.free_space_loss` over each view's
-    :func:`false_coverage_points`, averaged over the views (a view without such rays adds 0).
+    """The free-space loss of a batch: :func:`geometry.regularizers.free_space_loss` of each view's
+    :func:`false_coverage_points`, averaged over the views (a view without such rays adds 0); one SDF
+    call for the points of all views.
 
     Each view's points depend only on the view and the step (a generator seeded by both), so the term
     splits over views exactly: under torchrun the ranks' mean equals the single process's."""
-    terms = []
+    points = []
     for b in range(alpha.shape[0]):
         generator = torch.Generator().manual_seed(int(batch.views[b]) * 1_000_003 + step)
-        points = false_coverage_points(batch[[b]], alpha[b : b + 1], rays_per_view, sdf, generator)
-        terms.append(free_space_loss(sdf.sdf, points))
+        points.append(false_coverage_points(batch[[b]], alpha[b : b + 1], rays_per_view, sdf, generator))
+    counts = [len(p) for p in points]
+    if not sum(counts):
+        return alpha.new_zeros(())
+    # One SDF call for the whole batch (the same values as one per view, at a quarter of the calls).
+    inside = torch.relu(-sdf.sdf(torch.cat(points))).split(counts)
+    terms = [part.mean() if len(part) else part.new_zeros(()) for part in inside]
     return torch.stack(terms).mean()
 
 
@@ -234,6 +239,5 @@ def false_coverage_points(
     index = torch.nonzero(wrong).squeeze(1)
     if len(index) > rays:
         index = index[torch.randperm(len(index), generator=generator)[:rays].to(index.device)]
-    origins, directions = batch.cameras.rays()
-    origins, directions = origins.reshape(-1, 3)[index], directions.reshape(-1, 3)[index]
+    origins, directions = batch.cameras.pixel_rays(index)
     return ray_box_points(origins, directions, sdf.lower, sdf.upper, 16, generator)

@@ -41,6 +41,16 @@ def test_rays_pass_through_projected_pixels():
     torch.testing.assert_close(xy[0], torch.stack((i, j), -1).reshape(-1, 2), atol=1e-3, rtol=0)
 
 
+def test_pixel_rays_are_those_of_every_pixel():
+    cameras = off_centre()
+    origins, directions = cameras.rays()
+    corners = torch.tensor([0, WIDTH - 1, HEIGHT * WIDTH, 6 * HEIGHT * WIDTH - 1])
+    pixels = torch.cat((corners, torch.randint(6 * HEIGHT * WIDTH, (200,), generator=torch.Generator())))
+    some_origins, some_directions = cameras.pixel_rays(pixels)
+    torch.testing.assert_close(some_origins, origins.reshape(-1, 3)[pixels])
+    torch.testing.assert_close(some_directions, directions.reshape(-1, 3)[pixels], atol=1e-6, rtol=0)
+
+
 def test_scaled_keeps_projections_consistent():
     cameras, points = off_centre(), known_points()
     half = cameras.scaled(0.5)

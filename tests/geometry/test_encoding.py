@@ -17,6 +17,7 @@ from geometry.encoding import (
     level_layout,
     tcnn_available,
 )
+from geometry.gather import gather_table_rows
 
 TINY = HashGridConfig(
     n_levels=4, n_features_per_level=2, log2_hashmap_size=8, base_resolution=4, per_level_scale=2.0
@@ -76,6 +77,32 @@ def test_matches_per_point_reference():
     x[:4] = torch.tensor([[0.0, 0, 0], [1, 1, 1], [1, 0, 0.5], [-0.5, 1.5, 0.25]])  # bounds, clamping
     expected = reference_encoding(x.numpy(), encoding.params.detach().numpy(), config)
     np.testing.assert_allclose(encoding(x).detach().numpy(), expected, atol=1e-12)
+
+
+def test_float32_matches_per_point_reference():
+    """float32 tables of two features take the integer-row gather (geometry.gather.gather_table_rows)."""
+    config = HashGridConfig(n_levels=6, log2_hashmap_size=10, base_resolution=4, per_level_scale=1.7)
+    encoding = HashGridEncoding(config, seed=0)
+    with torch.no_grad():
+        encoding.params.uniform_(-1, 1)
+    x = torch.rand(256, 3)
+    expected = reference_encoding(x.double().numpy(), encoding.params.detach().double().numpy(), config)
+    np.testing.assert_allclose(encoding(x).detach().numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, features", [(torch.float32, 1), (torch.float32, 2), (torch.float64, 1),
+                                             (torch.float64, 2), (torch.float32, 3)])  # fmt: skip
+def test_gather_table_rows_is_index_select_bit_for_bit(dtype, features):
+    table = torch.randn(1000, features, dtype=dtype)
+    table[3] = float("nan")  # bits, not values: NaN payloads and signed zeros survive
+    table[4] = -0.0
+    index = torch.randint(1000, (5000,))
+    index[:2] = torch.tensor([3, 4])
+    got, expected = gather_table_rows(table, index), table.index_select(0, index)
+    assert got.dtype == dtype and got.shape == expected.shape
+    assert torch.equal(got.view(torch.uint8), expected.view(torch.uint8))
+    strided = table.t().contiguous().t()  # not contiguous: the plain index_select
+    assert torch.equal(gather_table_rows(strided, index).view(torch.uint8), expected.view(torch.uint8))
 
 
 def test_reproduces_linear_fields_on_dense_levels():

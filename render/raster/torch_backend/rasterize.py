@@ -62,32 +62,41 @@ def rasterize(
 
 
 def _primitive_batches(pos: torch.Tensor, tri: torch.Tensor, ranges: torch.Tensor | None):
-    """Yield (batch index, vertex positions [V, 4], triangle ids [N]) work units, N <= TRIANGLE_CHUNK."""
+    """Yield (view indices [N], clip-space vertices [N, 3, 4], triangle ids [N]) work units of at most
+    TRIANGLE_CHUNK triangles; in instanced mode several views share one unit (fewer, larger ops)."""
     device = tri.device
     if pos.dim() == 3:
-        for b in range(pos.shape[0]):
+        views_per_unit = max(1, TRIANGLE_CHUNK // max(1, tri.shape[0]))
+        for first in range(0, pos.shape[0], views_per_unit):
+            views = torch.arange(first, min(first + views_per_unit, pos.shape[0]), device=device)
             for start in range(0, tri.shape[0], TRIANGLE_CHUNK):
-                stop = min(start + TRIANGLE_CHUNK, tri.shape[0])
-                yield b, pos[b], torch.arange(start, stop, device=device)
+                ids = torch.arange(start, min(start + TRIANGLE_CHUNK, tri.shape[0]), device=device)
+                corners = tri[ids]  # [n, 3]
+                verts = pos[views[:, None, None], corners[None]]  # [views, n, 3, 4]
+                yield (
+                    views.repeat_interleave(len(ids)),
+                    verts.reshape(-1, 3, pos.shape[-1]),
+                    ids.repeat(len(views)),
+                )
     else:
         for b, (first, count) in enumerate(ranges.tolist()):
             for start in range(first, first + count, TRIANGLE_CHUNK):
-                stop = min(start + TRIANGLE_CHUNK, first + count)
-                yield b, pos, torch.arange(start, stop, device=device)
+                ids = torch.arange(start, min(start + TRIANGLE_CHUNK, first + count), device=device)
+                yield torch.full_like(ids, b), pos[tri[ids]], ids
 
 
 def _visibility(pos: torch.Tensor, tri: torch.Tensor, height: int, width: int, ranges) -> torch.Tensor:
     """Return the resolved depth/id key per pixel, int64 [B * H * W] (_EMPTY_KEY where empty)."""
     batch = pos.shape[0] if pos.dim() == 3 else ranges.shape[0]
     keys = torch.full((batch * height * width,), _EMPTY_KEY, dtype=torch.int64, device=pos.device)
-    for b, verts, tri_ids in _primitive_batches(pos, tri, ranges):
-        setup = _setup_triangles(verts[tri[tri_ids]].float(), height, width)
+    for views, verts, tri_ids in _primitive_batches(pos, tri, ranges):
+        setup = _setup_triangles(verts.float(), height, width)
         if setup is None:
             continue
         coeffs, boxes, keep = setup
         if keep.numel() == 0:
             continue
-        _scan_tiles(coeffs[keep], boxes[keep], tri_ids[keep], b, keys, height, width)
+        _scan_tiles(coeffs[keep], boxes[keep], tri_ids[keep], views[keep], keys, height, width)
     return keys
 
 
@@ -177,7 +186,7 @@ def _bounding_boxes(v: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return box.long()
 
 
-def _scan_tiles(coeffs, boxes, tri_ids, batch_index, keys, height, width) -> None:
+def _scan_tiles(coeffs, boxes, tri_ids, views, keys, height, width) -> None:
     """Test candidate pixels tile by tile and fold (depth, id) keys into ``keys`` with amin."""
     nx = boxes[:, 2] - boxes[:, 0] + 1
     ny = boxes[:, 3] - boxes[:, 1] + 1
@@ -218,13 +227,13 @@ def _scan_tiles(coeffs, boxes, tri_ids, batch_index, keys, height, width) -> Non
             part = order[chunk : min(chunk + step, start + count)]
             o = owner[part]
             _scan_bin(
-                coeffs[o], tri_ids[o], tile_x0[part], tile_y0[part], tile_x1[part], tile_y1[part],
-                tile_w, tile_h, batch_index, keys, height, width,
+                coeffs[o], tri_ids[o], views[o], tile_x0[part], tile_y0[part], tile_x1[part],
+                tile_y1[part], tile_w, tile_h, keys, height, width,
             )  # fmt: skip
         start += count
 
 
-def _scan_bin(coeffs, tri_ids, x0, y0, x1, y1, tile_w, tile_h, batch_index, keys, height, width) -> None:
+def _scan_bin(coeffs, tri_ids, views, x0, y0, x1, y1, tile_w, tile_h, keys, height, width) -> None:
     # Candidates are laid out [tile_w * tile_h, M] so every broadcast runs along the long, contiguous
     # triangle axis.
     off_x = torch.arange(tile_w, device=coeffs.device).repeat(tile_h)
@@ -243,7 +252,7 @@ def _scan_bin(coeffs, tri_ids, x0, y0, x1, y1, tile_w, tile_h, batch_index, keys
     k, m = torch.nonzero(inside, as_tuple=True)
     if m.numel() == 0:
         return
-    pixel = (batch_index * height + ys[k, m]) * width + xs[k, m]
+    pixel = (views[m] * height + ys[k, m]) * width + xs[k, m]
     keys.scatter_reduce_(0, pixel, _pack_key(depth[k, m], tri_ids[m]), reduce="amin", include_self=True)
 
 
