@@ -28,6 +28,7 @@ class MaterialConfig:
     hidden_dim: int = 32
     n_hidden_layers: int = 2
     base_color_range: tuple[float, float] = (0.0, 1.0)
+    """Value ranges (linear base colour; these three also bound the stage-2 textures)."""
     roughness_range: tuple[float, float] = (0.08, 1.0)
     """Perceptual roughness limits (0.08 = render.brdf.MIN_ROUGHNESS)."""
     metallic_range: tuple[float, float] = (0.0, 1.0)

@@ -148,7 +148,7 @@ def textured_model(
     path = run_dir / "checkpoints" / "textured.pt"
     if progress.finished("textured") and path.is_file():
         state = load_checkpoint(path, ("model",))["model"]
-        return Stage2Model.from_state(state, config.model.light, tuple(config.model.material.metallic_range))
+        return Stage2Model.from_state(state, config.model.light, config.model.material)
     textured = None
     if context.is_main:
         shutil.rmtree(stage2_checkpoint_dir(run_dir), ignore_errors=True)  # of an earlier stage-2 model

@@ -18,8 +18,9 @@ from recon.bake import Textures, bake_textures
 from recon.distributed import DistributedContext
 from recon.loop import TrainingLoop, adam
 from recon.losses import image_loss, mask_loss, psnr
+from recon.material import MaterialConfig
 from recon.model import ReconstructionModel
-from recon.texture_material import TextureMaterial
+from recon.texture_material import TextureMaterial, material_ranges
 from recon.trainer import TrainConfig
 from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
@@ -109,17 +110,18 @@ class Stage2Model(nn.Module):
             textures = bake_textures(model.material, vertices, faces, uv, uv_faces, texture_resolution)
         light = EnvironmentLight(model.light.config, model.light.base.detach())
         backdrop = copy.deepcopy(model.backdrop) if model.backdrop is not None else None
-        metallic_range = tuple(model.material.config.metallic_range)
-        material = TextureMaterial(textures, normal_map=normal_map, metallic_range=metallic_range)
+        ranges = material_ranges(model.material.config)
+        material = TextureMaterial(textures, normal_map=normal_map, **ranges)
         return cls(vertices, faces, uv, uv_faces, material, light, backdrop, model.region)
 
     @classmethod
     def from_state(
         cls, state: dict[str, torch.Tensor], light: EnvironmentLightConfig,
-        metallic_range: tuple[float, float] = (0.0, 1.0),
+        material: MaterialConfig | None = None,
     ) -> Stage2Model:  # fmt: skip
         """The model a :meth:`state_dict` (e.g. a stage-2 checkpoint's) was taken from, for any mesh and
-        texture size (``metallic_range``: the stage-1 material's, see :class:`TextureMaterial`)."""
+        texture size (``material``: the stage-1 material's config, whose value ranges the textures keep;
+        see :class:`TextureMaterial`)."""
         rm = state["material.roughness_metallic"][0]
         normal = state.get("material.normal_map")
         textures = Textures(
@@ -128,7 +130,7 @@ class Stage2Model(nn.Module):
         )  # fmt: skip
         model = cls(
             state["base_vertices"], state["faces"], state["uv"], state["uv_faces"],
-            TextureMaterial(textures, metallic_range=metallic_range),
+            TextureMaterial(textures, **material_ranges(material or MaterialConfig())),
             EnvironmentLight(light, state["light.base"]),
             Backdrop.from_state(state, "backdrop.") if "backdrop.enabled" in state else None,
         )  # fmt: skip

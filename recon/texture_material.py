@@ -11,6 +11,7 @@ from torch import nn
 
 from data.images import srgb_to_linear
 from recon.bake import Textures
+from recon.material import MaterialConfig
 from render.raster import texture
 
 
@@ -27,18 +28,20 @@ class TextureMaterial(nn.Module):
     normal_mode = "tangent"
 
     def __init__(
-        self, textures: Textures, min_roughness: float = 0.08, normal_map: bool | None = None,
-        metallic_range: tuple[float, float] = (0.0, 1.0),
+        self, textures: Textures, normal_map: bool | None = None,
+        metallic_range: tuple[float, float] = (0.0, 1.0), roughness_range: tuple[float, float] = (0.08, 1.0),
+        base_color_range: tuple[float, float] = (0.0, 1.0),
     ):  # fmt: skip
         """``normal_map``: learn one (flat when ``textures`` has none); None: iff textures has one.
-        ``metallic_range``: the metallic values allowed (the stage-1 material's, e.g. (0, 0) for
-        dielectrics only)."""
+        ``*_range``: the values allowed, the stage-1 material's (:func:`material_ranges`), e.g. metallic
+        (0, 0) for dielectrics only; roughness 0.08 = render.brdf.MIN_ROUGHNESS."""
         super().__init__()
+        self.base_color_range = (float(base_color_range[0]), float(base_color_range[1]))
         self.metallic_range = (float(metallic_range[0]), float(metallic_range[1]))
+        self.roughness_range = (float(roughness_range[0]), float(roughness_range[1]))
         self.base_color = nn.Parameter(textures.base_color[None].detach().clone().float())
         rm = torch.cat((textures.roughness, textures.metallic), -1)[None]
         self.roughness_metallic = nn.Parameter(rm.detach().clone().float())
-        self.min_roughness = min_roughness
         self.normal_map = None
         if normal_map or (normal_map is None and textures.normal is not None):
             normal = textures.normal
@@ -76,8 +79,8 @@ class TextureMaterial(nn.Module):
 
     def clamp_(self) -> None:
         with torch.no_grad():
-            self.base_color.clamp_(0, 1)
-            self.roughness_metallic[..., 0].clamp_(self.min_roughness, 1)
+            self.base_color.clamp_(*self.base_color_range)
+            self.roughness_metallic[..., 0].clamp_(*self.roughness_range)
             self.roughness_metallic[..., 1].clamp_(*self.metallic_range)
             if self.normal_map is not None:
                 self.normal_map.copy_(self._unit_normals(self.normal_map))
@@ -99,7 +102,15 @@ class TextureMaterial(nn.Module):
             options = {"uv_da": derivatives, "filter_mode": "linear-mipmap-linear", "boundary_mode": "clamp"}
         base = texture(self.base_color.contiguous(), st, **options)[0, :, 0]
         rm = texture(self.roughness_metallic.contiguous(), st, **options)[0, :, 0]
-        values = (base, rm[:, :1].clamp(self.min_roughness, 1), rm[:, 1:].clamp(*self.metallic_range))
+        base = base.clamp(*self.base_color_range)
+        values = (base, rm[:, :1].clamp(*self.roughness_range), rm[:, 1:].clamp(*self.metallic_range))
         if self.normal_map is None:
             return values
         return (*values, texture(self.normal_map.contiguous(), st, **options)[0, :, 0])
+
+
+def material_ranges(config: MaterialConfig) -> dict[str, tuple[float, float]]:
+    """The value ranges of a stage-1 material config, as :class:`TextureMaterial`'s keyword arguments:
+    stage 2 keeps what stage 1 was allowed (a dielectric stays dielectric, a roughness floor stays)."""
+    names = ("base_color_range", "roughness_range", "metallic_range")
+    return {name: (float(getattr(config, name)[0]), float(getattr(config, name)[1])) for name in names}

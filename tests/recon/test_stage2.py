@@ -78,30 +78,36 @@ def test_stage2_model_from_stage1_keeps_to_the_face_budget():
     assert float(radius.max() - radius.min()) < 0.05 * float(radius.mean())  # still the sphere
 
 
-def test_stage2_keeps_the_stage1_metallic_range():
+def test_stage2_keeps_the_stage1_value_ranges():
     """A dielectric-only stage 1 (model.material.metallic_range=[0, 0], the photos preset) stays
-    dielectric in stage 2, also when the model is rebuilt from its state (resume), whatever the gradient
-    asks of the metallic texture."""
+    dielectric in stage 2, and a roughness floor stays a floor, also when the model is rebuilt from its
+    state (resume), whatever the gradient asks of the textures."""
     from recon.model import ModelConfig, ReconstructionModel
 
     config = ModelConfig()
     config.material.metallic_range = (0.0, 0.0)
+    config.material.roughness_range = (0.3, 0.9)
     model = Stage2Model.from_stage1(
         ReconstructionModel(config), texture_resolution=32, min_component_fraction=0.05
     )
-    rebuilt = Stage2Model.from_state(model.state_dict(), config.light, config.material.metallic_range)
+    rebuilt = Stage2Model.from_state(model.state_dict(), config.light, config.material)
     for material in (model.material, rebuilt.material):
         with torch.no_grad():
-            material.roughness_metallic[..., 1] = 0.7  # as an optimizer step could make it
+            material.roughness_metallic[..., 0] = 0.05  # as an optimizer step could make them
+            material.roughness_metallic[..., 1] = 0.7
         uv = torch.rand(50, 2)
-        assert float(material(torch.zeros(50, 3), uv)[2].abs().max()) == 0.0
+        _, roughness, metallic = material(torch.zeros(50, 3), uv)
+        assert float(metallic.abs().max()) == 0.0 and float(roughness.min()) == pytest.approx(0.3)
         material.clamp_()
         assert float(material.roughness_metallic[..., 1].abs().max()) == 0.0
-    allowed = Stage2Model.from_state(model.state_dict(), config.light)  # the default range: metal allowed
+        assert float(material.roughness_metallic[..., 0].min()) == pytest.approx(0.3)
+    allowed = Stage2Model.from_state(model.state_dict(), config.light)  # the default ranges: metal allowed
     with torch.no_grad():
+        allowed.material.roughness_metallic[..., 0] = 0.1
         allowed.material.roughness_metallic[..., 1] = 0.7
     allowed.material.clamp_()
     assert float(allowed.material.roughness_metallic[..., 1].min()) == pytest.approx(0.7)
+    assert float(allowed.material.roughness_metallic[..., 0].min()) == pytest.approx(0.1)
 
 
 def test_occlusion_keeps_crevices_out_of_the_base_colour(tmp_path, report):
