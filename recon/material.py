@@ -114,6 +114,15 @@ class MaterialMLP(nn.Module):
 
     def smoothness_loss(self, points: torch.Tensor, jitter: float = 0.01, generator=None) -> torch.Tensor:
         """mean |m(x) - m(x + N(0, jitter^2))| over base colour, roughness, metallic, normal offset."""
+        return self.surface_terms(points, jitter, generator)[0]
+
+    def surface_terms(
+        self, points: torch.Tensor, jitter: float = 0.01, generator=None
+    ) -> tuple[torch.Tensor, MaterialSample]:
+        """(:meth:`smoothness_loss`, the material at ``points`` [P, 3], detached from them) from one call
+        of the network on the 2P points (the stage-1 metallic prior reads the second)."""
         noise = torch.randn(points.shape, generator=generator).to(points) * jitter
-        a, b = self(points.detach()), self(points.detach() + noise)
-        return torch.cat([(u - v).abs() for u, v in zip(a.as_tuple(), b.as_tuple(), strict=True)], -1).mean()
+        both = self(torch.cat((points.detach(), points.detach() + noise)))
+        halves = [value.split(len(points)) for value in both.as_tuple()]
+        loss = torch.cat([(a - b).abs() for a, b in halves], -1).mean()
+        return loss, MaterialSample(*(a for a, _ in halves))

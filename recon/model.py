@@ -7,6 +7,7 @@ of the origin, the SDF box [-1, 1]^3); cameras come from a :class:`data.dataset.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cache
 
 import torch
 from scipy.spatial import cKDTree
@@ -174,6 +175,8 @@ class ReconstructionModel(nn.Module):
                 f"step {step}: the SDF has no zero crossing in the box (empty mesh); lower the learning rate"
             )
         out = self.render(batch, vertices, faces)
+        surface = vertices[:: max(1, len(vertices) // 4096)].detach()
+        material_terms = cache(lambda: self.material.surface_terms(surface, generator=generator))
         lazy = {  # a term whose weight is 0 at this step is not computed (the Laplacian is 13% of a step)
             "image": lambda: image_loss(out.rgb, batch.images, config.image),
             "mask": lambda: mask_loss(out.alpha, batch.masks),
@@ -184,16 +187,12 @@ class ReconstructionModel(nn.Module):
                 ),
                 step=float(grid.spacing.min()) * 0.5,
             ),
-            "material_smoothness": lambda: self.material.smoothness_loss(
-                vertices[:: max(1, len(vertices) // 4096)], generator=generator
-            ),
+            "material_smoothness": lambda: material_terms()[0],  # one material call for both terms
             "normal_consistency": lambda: normal_consistency(vertices, faces),
             "laplacian": lambda: laplacian_loss(vertices, faces),
             "sdf_sign": lambda: sdf_sign_loss(grid),
             "light": lambda: self.light.regularizer(),
-            "metallic": lambda: self.material(
-                vertices[:: max(1, len(vertices) // 4096)].detach()
-            ).metallic.mean(),
+            "metallic": lambda: material_terms()[1].metallic.mean(),
             "free_space": lambda: free_space_term(batch, out.alpha, config.free_space_rays, self.sdf, step),
         }
         weights = {name: getattr(config, f"{name}_weight")(step) for name in lazy}

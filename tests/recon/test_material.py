@@ -34,6 +34,20 @@ def test_gradients_and_smoothness():
     assert float(material.smoothness_loss(points, 0.05)) == 0.0
 
 
+def test_surface_terms_are_the_separate_calls():
+    """One network call on [x, x + noise] gives the smoothness of two calls and the material at x."""
+    material = MaterialMLP(MaterialConfig(normal_perturbation=True), seed=0)
+    points = torch.rand(300, 3) * 2 - 1
+    loss, sample = material.surface_terms(points, 0.05, torch.Generator().manual_seed(3))
+    noise = torch.randn(points.shape, generator=torch.Generator().manual_seed(3)) * 0.05
+    a, b = material(points), material(points + noise)
+    expected = torch.cat([(u - v).abs() for u, v in zip(a.as_tuple(), b.as_tuple(), strict=True)], -1).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-7)
+    for got, want in zip(sample.as_tuple(), a.as_tuple(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert len(sample.as_tuple()) == 4
+
+
 def test_fits_a_procedural_material(report):
     torch.manual_seed(0)
     material = MaterialMLP(seed=0)
