@@ -1,6 +1,7 @@
-"""Multiresolution hash-grid encoding (Instant-NGP), in pure torch with tinycudann as a CUDA fast path.
+"""Multiresolution hash-grid encoding (Instant-NGP), in pure torch, with tinycudann as the CUDA fast path
+and compiled loops (numba, :mod:`geometry.hashgrid_cpu`) as the CPU one.
 
-Both backends share one parameter vector with tinycudann's layout and semantics, so a model trained on
+Every backend shares one parameter vector with tinycudann's layout and semantics, so a model trained on
 one runs on the other:
   * level l has scale s_l = base_resolution * per_level_scale**l - 1 and r_l = ceil(s_l) + 1 vertices
     per axis (float32 arithmetic, as tinycudann);
@@ -31,9 +32,10 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from geometry import hashgrid_cpu
 from geometry.gather import gather_table_rows
 
-BACKENDS = ("auto", "torch", "tcnn")
+BACKENDS = ("auto", "torch", "tcnn", "numba")
 _PRIMES = (1, 2654435761, 805459861)
 _PRIMES_INT32 = tuple(p - (1 << 32) if p >= 1 << 31 else p for p in _PRIMES)  # same low 32 bits
 _INIT_RANGE = 1e-4  # tinycudann's uniform initialisation of the table
@@ -60,7 +62,8 @@ class HashGridConfig:
     per_level_scale: float = 1.641
     """Growth of the resolution from one level to the next (1.641: finest level ~512 with 8 levels)."""
     backend: str = "auto"
-    """"auto" (tinycudann for CUDA float32 inputs when it imports, else torch), "torch" or "tcnn"."""
+    """"auto" (tinycudann for CUDA float32 inputs when it imports; on the CPU numba's compiled loops
+    when numba imports, 2-3x faster than torch; else torch), "torch", "tcnn" or "numba"."""
 
     def validate(self) -> None:
         if self.n_levels < 1 or self.n_features_per_level < 1:
@@ -259,11 +262,26 @@ class HashGridEncoding(nn.Module):
         return self.config.n_levels * self.config.n_features_per_level
 
     def resolve_backend(self, x: torch.Tensor) -> str:
-        """ "torch" or "tcnn" for inputs ``x`` under the configured backend."""
+        """ "torch", "tcnn" or "numba" for inputs ``x`` under the configured backend."""
         name = self.config.backend
         usable = x.is_cuda and self.params.dtype == torch.float32
+        on_cpu = x.device.type == "cpu" and self.params.device.type == "cpu"
+        on_cpu &= self.params.dtype in (torch.float32, torch.float64)
         if name == "auto":
-            return "tcnn" if usable and tcnn_available() else "torch"
+            if usable and tcnn_available():
+                return "tcnn"
+            return "numba" if on_cpu and hashgrid_cpu.available() else "torch"
+        if name == "numba":
+            if not hashgrid_cpu.available():
+                raise EncodingBackendError(
+                    "encoding backend 'numba': numba does not import; pip install numba, or use "
+                    "backend='torch'"
+                )
+            if not on_cpu:
+                raise EncodingBackendError(
+                    f"encoding backend 'numba' needs float32/float64 CPU tensors, got {self.params.dtype} on "
+                    f"{x.device}; use backend='auto'"
+                )
         if name == "tcnn":
             if not tcnn_available():
                 raise EncodingBackendError(
@@ -292,9 +310,12 @@ class HashGridEncoding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != 3:
             raise ValueError(f"x: expected [N, 3] positions, got {list(x.shape)}")
-        if self.resolve_backend(x) == "tcnn":
+        backend = self.resolve_backend(x)
+        if backend == "tcnn":
             return self._tcnn()(x.clamp(0.0, 1.0).float())
         x = x.to(self.params.dtype)
+        if backend == "numba":
+            return hashgrid_cpu.hash_grid_cpu(x, self.params, self.layout, self.config.n_features_per_level)
         if not torch.is_grad_enabled() and x.shape[0] > _CHUNK:
             return torch.cat([self.forward(part) for part in x.split(_CHUNK)])
         return hash_grid_torch(x, self.params, self.layout, self.config.n_features_per_level)

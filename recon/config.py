@@ -132,6 +132,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("stage2.light_lr", lambda v: v >= 0, "a learning rate >= 0"),
     ("stage2.vertex_lr", lambda v: v >= 0, "a learning rate >= 0"),
     ("stage2.normal_lr", lambda v: v >= 0, "a learning rate >= 0"),
+    ("stage2.final_lr_fraction", lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
     ("stage2.laplacian_weight", lambda v: v >= 0, "a weight >= 0"),
     ("stage2.mask_weight", lambda v: v >= 0, "a weight >= 0"),
     ("stage2.normal_smoothness_weight", lambda v: v >= 0, "a weight >= 0"),

@@ -171,7 +171,7 @@ class TrainingLoop:
     def load_state(self, state: dict) -> None:
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
+        if self.scheduler is not None and state["scheduler"] is not None:  # None: saved without one
             self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["rng"])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from geometry import hashgrid_cpu
 from geometry.encoding import (
     EncodingBackendError,
     HashGridConfig,
@@ -18,6 +19,10 @@ from geometry.encoding import (
     tcnn_available,
 )
 from geometry.gather import gather_table_rows
+
+needs_numba = pytest.mark.skipif(not hashgrid_cpu.available(), reason="needs numba")
+CPU_BACKENDS = ["torch", pytest.param("numba", marks=needs_numba)]
+"""The CPU implementations: the torch twin and the compiled loops; each must meet every reference."""
 
 TINY = HashGridConfig(
     n_levels=4, n_features_per_level=2, log2_hashmap_size=8, base_resolution=4, per_level_scale=2.0
@@ -67,8 +72,11 @@ def test_layout_matches_tinycudann_rules():
     assert list(layout.offset[1:]) == list(np.cumsum(layout.size)[:-1])
 
 
-def test_matches_per_point_reference():
-    config = HashGridConfig(n_levels=6, log2_hashmap_size=10, base_resolution=4, per_level_scale=1.7)
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_matches_per_point_reference(backend):
+    config = HashGridConfig(
+        n_levels=6, log2_hashmap_size=10, base_resolution=4, per_level_scale=1.7, backend=backend
+    )
     assert any(level_layout(config).hashed) and not all(level_layout(config).hashed)
     encoding = HashGridEncoding(config, seed=0).double()
     with torch.no_grad():
@@ -79,9 +87,12 @@ def test_matches_per_point_reference():
     np.testing.assert_allclose(encoding(x).detach().numpy(), expected, atol=1e-12)
 
 
-def test_float32_matches_per_point_reference():
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_float32_matches_per_point_reference(backend):
     """float32 tables of two features take the integer-row gather (geometry.gather.gather_table_rows)."""
-    config = HashGridConfig(n_levels=6, log2_hashmap_size=10, base_resolution=4, per_level_scale=1.7)
+    config = HashGridConfig(
+        n_levels=6, log2_hashmap_size=10, base_resolution=4, per_level_scale=1.7, backend=backend
+    )
     encoding = HashGridEncoding(config, seed=0)
     with torch.no_grad():
         encoding.params.uniform_(-1, 1)
@@ -105,9 +116,12 @@ def test_gather_table_rows_is_index_select_bit_for_bit(dtype, features):
     assert torch.equal(gather_table_rows(strided, index).view(torch.uint8), expected.view(torch.uint8))
 
 
-def test_reproduces_linear_fields_on_dense_levels():
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_reproduces_linear_fields_on_dense_levels(backend):
     """Trilinear interpolation of vertex values f(i, j, k) = a.(i, j, k) + b is exact."""
-    config = HashGridConfig(n_levels=1, n_features_per_level=1, log2_hashmap_size=12, base_resolution=9)
+    config = HashGridConfig(
+        n_levels=1, n_features_per_level=1, log2_hashmap_size=12, base_resolution=9, backend=backend
+    )
     encoding = HashGridEncoding(config).double()
     r = encoding.layout.resolution[0]
     i, j, k = np.unravel_index(np.arange(r**3), (r, r, r), order="F")  # index = i + j r + k r^2
@@ -121,7 +135,8 @@ def test_reproduces_linear_fields_on_dense_levels():
     torch.testing.assert_close(encoding(x)[:, 0], expected)
 
 
-def test_gradcheck_table_and_positions():
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_gradcheck_table_and_positions(backend):
     layout = level_layout(TINY)
     assert any(layout.hashed) and not all(layout.hashed)
     generator = torch.Generator().manual_seed(0)
@@ -133,12 +148,16 @@ def test_gradcheck_table_and_positions():
     pos = x[:, None, :] * torch.tensor(layout.scale, dtype=torch.float64)[None, :, None] + 0.5
     assert float((pos - pos.round()).abs().min()) > 1e-3
     x.requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, b: hash_grid_torch(a, b, layout, 2), (x, params))
+    encode = hash_grid_torch if backend == "torch" else hashgrid_cpu.hash_grid_cpu
+    assert torch.autograd.gradcheck(lambda a, b: encode(a, b, layout, 2), (x, params))
 
 
-def test_hash_collisions_accumulate_gradients():
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_hash_collisions_accumulate_gradients(backend):
     """Points whose corners hash to the same entries share them; the table gradient is the sum."""
-    config = HashGridConfig(n_levels=1, n_features_per_level=1, log2_hashmap_size=4, base_resolution=16)
+    config = HashGridConfig(
+        n_levels=1, n_features_per_level=1, log2_hashmap_size=4, base_resolution=16, backend=backend
+    )
     encoding = HashGridEncoding(config).double()
     assert encoding.layout.hashed == (True,) and encoding.layout.size == (16,)
     x = torch.rand(500, 3, dtype=torch.float64)
@@ -151,7 +170,12 @@ def test_hash_collisions_accumulate_gradients():
 def test_backend_switch_and_errors():
     x = torch.rand(5, 3)
     encoding = HashGridEncoding(HashGridConfig(backend="auto"))
-    assert encoding.resolve_backend(x) == "torch"
+    assert encoding.resolve_backend(x) == ("numba" if hashgrid_cpu.available() else "torch")
+    assert encoding.half().resolve_backend(x) == "torch"  # the compiled loops take float32/float64 only
+    encoding.float()
+    if not hashgrid_cpu.available():
+        with pytest.raises(EncodingBackendError, match="numba"):
+            HashGridEncoding(HashGridConfig(backend="numba"))(x)
     if not tcnn_available():
         with pytest.raises(EncodingBackendError, match="tinycudann"):
             HashGridEncoding(HashGridConfig(backend="tcnn"))(x)
@@ -160,6 +184,35 @@ def test_backend_switch_and_errors():
     with pytest.raises(ValueError, match="x:"):
         encoding(torch.rand(5, 2))
     assert encoding.output_dim == encoding(x).shape[1] == 16
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numba_matches_torch_twin(dtype):
+    """The compiled loops against the torch twin on the default grid (hashed and dense levels): outputs,
+    table and position gradients; float32 forward values agree bit for bit (the same operations in
+    the same order), the gradients to rounding (sums in another order)."""
+    layout = level_layout(HashGridConfig())
+    generator = torch.Generator().manual_seed(3)
+    params = (torch.rand(layout.n_entries * 2, generator=generator, dtype=dtype) * 2 - 1) * 0.1
+    x = torch.rand(5000, 3, generator=generator, dtype=dtype)
+    x[:3] = torch.tensor([[0.0, 0, 0], [1, 1, 1], [-0.25, 1.25, 0.5]], dtype=dtype)  # bounds, clamping
+    grad = torch.randn(5000, 16, generator=generator, dtype=dtype)
+    results = []
+    for encode in (hash_grid_torch, hashgrid_cpu.hash_grid_cpu):
+        p, xx = params.clone().requires_grad_(), x.clone().requires_grad_()
+        out = encode(xx, p, layout, 2)
+        out.backward(grad)
+        results.append((out.detach(), p.grad, xx.grad))
+    (out_t, gp_t, gx_t), (out_n, gp_n, gx_n) = results
+    if dtype == torch.float32:
+        assert torch.equal(out_t, out_n)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out_n, out_t, rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(gp_n, gp_t, rtol=tolerance, atol=tolerance)
+    scale = float(gx_t.abs().max())
+    torch.testing.assert_close(gx_n / scale, gx_t / scale, rtol=tolerance, atol=tolerance)
+    assert not gx_n[2, :2].any() and not gx_t[2, :2].any() and gx_n[2, 2] != 0  # clamped axes: none
 
 
 def test_chunked_no_grad_equals_direct():

@@ -12,7 +12,7 @@ from geometry.obj import write_obj
 from geometry.primitives import uv_sphere
 from recon.bake import bake_textures, bake_vertex_values
 from recon.export import export_asset
-from recon.stage2 import Stage2Config, Stage2Model, train_stage2
+from recon.stage2 import Stage2Config, Stage2Model, Stage2Trainer, train_stage2
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.texture_material import TextureMaterial
 from recon.trainer import TrainConfig
@@ -151,3 +151,37 @@ def test_occlusion_keeps_crevices_out_of_the_base_colour(tmp_path, report):
         f"below 0.85: {errors[True]:.3f} shading with occlusion, {errors[False]:.3f} without"
     )
     assert errors[True] < 0.05 and errors[False] > 0.1
+
+
+def test_learning_rates_decay_to_the_final_fraction(tmp_path):
+    """Every stage-2 group's rate decays exponentially to ``final_lr_fraction`` by the last step; a run
+    stopped half-way resumes on the same schedule (the scheduler is in the checkpoint)."""
+    vertices, _, faces = uv_sphere(8, 16, 0.7)
+    vertices, faces = vertices.float(), faces.long()
+    write_obj(tmp_path / "sphere.obj", vertices, faces)
+    config = SyntheticConfig(object=str(tmp_path / "sphere.obj"), n_train=2, n_val=0, n_test=0, resolution=32,
+                             light_resolution=16)  # fmt: skip
+    synthetic = make_synthetic_scene(tmp_path / "scene", config)
+    dataset = MultiViewDataset(synthetic.scene, "train", transform=SceneTransform(torch.zeros(3), 1.0))
+    uv, uv_faces = unwrap_uv(vertices, faces, resolution=32)
+
+    def trainer(run: str, steps: int) -> Stage2Trainer:
+        material = lambda p: (torch.full_like(p, 0.5), p[:, :1] * 0 + 0.5, p[:, :1] * 0)  # noqa: E731
+        textures = bake_textures(material, vertices, faces, uv, uv_faces, resolution=32)
+        model = Stage2Model(vertices, faces, uv, uv_faces, TextureMaterial(textures), synthetic.light)
+        stage2 = Stage2Config(steps=steps, batch_size=1, final_lr_fraction=0.25, occlusion=False)
+        return Stage2Trainer(model, dataset, stage2, TrainConfig(progress=False), tmp_path / run)
+
+    whole = trainer("whole", 8)
+    whole.fit()
+    start = {"textures": 1e-2, "light": 1e-2, "vertices": 1e-3}
+    for group in whole.optimizer.param_groups:
+        assert group["lr"] == pytest.approx(0.25 * start[group["name"]], rel=1e-9)
+    first = trainer("halves", 8)
+    for _ in range(4):  # stopped half-way
+        first.train_step()
+    first.save()
+    second = trainer("halves", 8)
+    second.restore()
+    assert second.step == 4
+    assert second.optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 1e-2, rel=1e-9)

@@ -2,7 +2,8 @@
 
 Visibility is found without autograd: every triangle is set up once in 2D homogeneous coordinates
 (Olano & Greer 1997), which needs no explicit clipping and handles vertices behind the camera
-(w <= 0) exactly; candidate pixels come from binned bounding-box tiles, and a packed 64-bit
+(w <= 0) exactly; candidate pixels come from binned bounding-box tiles (on the CPU with numba, setup and
+scan are compiled loops over the boxes instead, ``scan_cpu``, the same keys bit for bit), and a packed 64-bit
 (depth, triangle id) key resolved with ``scatter_reduce(amin)`` implements "nearest z/w wins"
 (ties go to the lower triangle id). Then, for the winning triangle of every covered pixel, the
 perspective-correct barycentrics and their screen-space derivatives are recomputed with plain
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from . import scan_cpu
 from .interpolate import gather_vertex_values
 
 # Candidate-pixel budget per vectorized step; bounds peak memory at roughly 60 bytes per candidate.
@@ -89,7 +91,11 @@ def _visibility(pos: torch.Tensor, tri: torch.Tensor, height: int, width: int, r
     """Return the resolved depth/id key per pixel, int64 [B * H * W] (_EMPTY_KEY where empty)."""
     batch = pos.shape[0] if pos.dim() == 3 else ranges.shape[0]
     keys = torch.full((batch * height * width,), _EMPTY_KEY, dtype=torch.int64, device=pos.device)
+    compiled = keys.device.type == "cpu" and scan_cpu.available()
     for views, verts, tri_ids in _primitive_batches(pos, tri, ranges):
+        if compiled:  # the same keys, bit for bit, from compiled loops (scan_cpu)
+            scan_cpu.setup_and_scan(verts, tri_ids, views, keys, height, width, _BOX_EPS)
+            continue
         setup = _setup_triangles(verts.float(), height, width)
         if setup is None:
             continue

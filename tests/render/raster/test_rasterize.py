@@ -7,7 +7,18 @@ import torch
 import render.raster as R
 from geometry.primitives import uv_sphere
 from render.camera import look_at, perspective, to_clip
+from render.raster.torch_backend import scan_cpu
 from tests.render.raster.reference import Scene, random_scene
+
+
+@pytest.fixture(autouse=True, params=["compiled scan", "torch scan"])
+def scan_path(request, monkeypatch):
+    """Every test runs with the visibility scan's compiled loops (numba) and with their torch twin."""
+    if request.param == "torch scan":
+        monkeypatch.setattr(scan_cpu, "available", lambda: False)
+    elif not scan_cpu.available():
+        pytest.skip("needs numba")
+
 
 EDGE_MARGIN = 1e-5  # pixels whose reference hit is this close to an edge may legitimately differ
 
