@@ -24,6 +24,9 @@ def numba_module() -> ModuleType | None:
     """numba, or None when it does not import (any reason) or ``RECON_NO_NUMBA=1``."""
     if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
         return None
+    # numba's thread pool is sized once, at import; beyond torch's thread count its threads would only
+    # compete with torch's (and, under pytest -n 2, with the other worker) for the cores.
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, torch.get_num_threads())))
     try:
         return importlib.import_module("numba")
     except Exception:  # noqa: BLE001 - an optional accelerator must never break the import
