@@ -265,19 +265,19 @@ class HashGridEncoding(nn.Module):
         """ "torch", "tcnn" or "numba" for inputs ``x`` under the configured backend."""
         name = self.config.backend
         usable = x.is_cuda and self.params.dtype == torch.float32
-        on_cpu = x.device.type == "cpu" and self.params.device.type == "cpu"
-        on_cpu &= self.params.dtype in (torch.float32, torch.float64)
+        cpu_usable = x.device.type == "cpu" and self.params.device.type == "cpu"
+        cpu_usable &= self.params.dtype in (torch.float32, torch.float64)
         if name == "auto":
             if usable and tcnn_available():
                 return "tcnn"
-            return "numba" if on_cpu and hashgrid_cpu.available() else "torch"
+            return "numba" if cpu_usable and hashgrid_cpu.available() else "torch"
         if name == "numba":
             if not hashgrid_cpu.available():
                 raise EncodingBackendError(
                     "encoding backend 'numba': numba does not import; pip install numba, or use "
                     "backend='torch'"
                 )
-            if not on_cpu:
+            if not cpu_usable:
                 raise EncodingBackendError(
                     f"encoding backend 'numba' needs float32/float64 CPU tensors, got {self.params.dtype} on "
                     f"{x.device}; use backend='auto'"

@@ -1,6 +1,6 @@
 """The hash-grid encoding as compiled CPU loops (numba): the fast path of :mod:`geometry.encoding` on the
 CPU, with the torch implementation there as its twin (same layout, same float32 arithmetic, tested
-against each other in tests/geometry/test_hashgrid_cpu.py).
+against each other in tests/geometry/test_encoding.py).
 
 The torch twin spends most of its time in elementwise passes over [8, L, N] corner tensors and in a
 single-threaded ``index_add_`` for the table's gradient. Here one loop visits each point once per level:
@@ -15,24 +15,20 @@ falls back to torch.
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 
 import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from geometry.jit import numba_module, use_torch_threads
+from geometry.jit import compiled_module, use_torch_threads
 
 __all__ = ["available", "hash_grid_cpu"]
 
 
-@lru_cache(maxsize=1)
 def _kernels():
     """The compiled kernels (geometry.hashgrid_kernels), or None when numba does not import."""
-    if numba_module() is None:
-        return None
-    return importlib.import_module("geometry.hashgrid_kernels")
+    return compiled_module("geometry.hashgrid_kernels")
 
 
 def available() -> bool:
@@ -40,9 +36,11 @@ def available() -> bool:
     return _kernels() is not None
 
 
+@lru_cache(maxsize=16)
 def _layout_arrays(layout, dtype: torch.dtype) -> tuple:
     """The kernels' layout arguments for inputs of ``dtype``: scales, resolutions, sizes, offsets,
-    hashed flags, then the constants 1 and 0.5 in that dtype (so all arithmetic stays in it)."""
+    hashed flags, then the constants 1 and 0.5 in that dtype (so all arithmetic stays in it); made once per
+    layout and dtype (the kernels only read them)."""
     real = np.float32 if dtype == torch.float32 else np.float64
     return (
         np.asarray(layout.scale, dtype=real),

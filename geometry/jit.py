@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from functools import lru_cache
+from functools import cache, lru_cache
 from types import ModuleType
 
 import torch
@@ -31,6 +31,14 @@ def numba_module() -> ModuleType | None:
         return importlib.import_module("numba")
     except Exception:  # noqa: BLE001 - an optional accelerator must never break the import
         return None
+
+
+@cache
+def compiled_module(name: str) -> ModuleType | None:
+    """The module ``name`` of numba kernels (imported on first use; it imports numba at its top), or None
+    when numba is not available (see :func:`numba_module`). The kernels live at module level so that
+    numba's disk cache finds them again in every process."""
+    return None if numba_module() is None else importlib.import_module(name)
 
 
 def use_torch_threads() -> None:

@@ -315,6 +315,14 @@ def adam(groups: list[dict], eps: float) -> torch.optim.Adam:
         return torch.optim.Adam(groups, betas=(0.9, 0.99), eps=eps)
 
 
+def exponential_decay(
+    optimizer: torch.optim.Optimizer, final_fraction: float, steps: int
+) -> torch.optim.lr_scheduler.ExponentialLR:
+    """A scheduler (stepped once per step) under which every group's learning rate decays exponentially
+    to ``final_fraction`` of its start by step ``steps``."""
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, final_fraction ** (1 / max(steps, 1)))
+
+
 def newest_state(folder: Path) -> dict | None:
     """The newest checkpoint in ``folder`` that loads; None when there is none. Unreadable newer ones
     are named in one warning line each (stderr) and left in place; when none loads, the newest one's

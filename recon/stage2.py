@@ -16,7 +16,7 @@ from geometry.mesh import decimate, remove_small_components, unwrap_uv
 from geometry.regularizers import laplacian_loss
 from recon.bake import Textures, bake_textures
 from recon.distributed import DistributedContext
-from recon.loop import TrainingLoop, adam
+from recon.loop import TrainingLoop, adam, exponential_decay
 from recon.losses import image_loss, mask_loss, psnr
 from recon.material import MaterialConfig
 from recon.model import ReconstructionModel
@@ -187,8 +187,7 @@ class Stage2Trainer(TrainingLoop):
         if config.optimize_vertices:
             groups.append({"params": [model.offsets], "lr": config.vertex_lr, "name": "vertices"})
         optimizer = adam(groups, eps=1e-15)
-        decay = config.final_lr_fraction ** (1 / max(config.steps, 1))
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, decay)
+        scheduler = exponential_decay(optimizer, config.final_lr_fraction, config.steps)
         super().__init__(
             model, dataset, config, settings, optimizer, Path(run_dir), stage2_checkpoint_dir(run_dir),
             context, scheduler, step_offset=step_offset,

@@ -19,7 +19,7 @@ import torch
 from data.dataset import Batch, MultiViewDataset
 from recon.distributed import DistributedContext
 from recon.errors import ConfigError, TrainingError
-from recon.loop import TrainingLoop, adam
+from recon.loop import TrainingLoop, adam, exponential_decay
 from recon.model import LossConfig, ReconstructionModel
 from render.renderer import RenderOutput
 
@@ -109,8 +109,7 @@ class Trainer(TrainingLoop):
         if config.start_levels < 0 or config.steps_per_level < 1:
             raise ConfigError("train: start_levels must be >= 0 and steps_per_level >= 1")
         optimizer = make_optimizer(model, config.optimizer)
-        decay = config.optimizer.final_lr_fraction ** (1 / max(config.steps, 1))
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, decay)
+        scheduler = exponential_decay(optimizer, config.optimizer.final_lr_fraction, config.steps)
         super().__init__(
             model, dataset, config, config, optimizer, Path(run_dir), Path(run_dir) / "checkpoints", context,
             scheduler,

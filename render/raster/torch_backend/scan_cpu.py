@@ -13,23 +13,17 @@ triangles go in order, and the minimum of the packed keys does not depend on the
 
 from __future__ import annotations
 
-import importlib
-from functools import lru_cache
-
 import numpy as np
 import torch
 
-from geometry.jit import numba_module, use_torch_threads
+from geometry.jit import compiled_module, use_torch_threads
 
 __all__ = ["available", "setup_and_scan"]
 
 
-@lru_cache(maxsize=1)
 def _kernels():
-    """The compiled kernels (scan_kernels), or None when numba does not import."""
-    if numba_module() is None:
-        return None
-    return importlib.import_module("render.raster.torch_backend.scan_kernels")
+    """The compiled kernels (render.raster.torch_backend.scan_kernels), or None when numba does not import."""
+    return compiled_module("render.raster.torch_backend.scan_kernels")
 
 
 def available() -> bool:

@@ -42,9 +42,8 @@ def setup_scan(verts, tri_ids, view_start, keys, height, width, box_eps):
                 planes[i, 0] = verts[t, j, 1] * verts[t, k, 3] - verts[t, j, 3] * verts[t, k, 1]
                 planes[i, 1] = verts[t, j, 3] * verts[t, k, 0] - verts[t, j, 0] * verts[t, k, 3]
                 planes[i, 2] = verts[t, j, 0] * verts[t, k, 1] - verts[t, j, 1] * verts[t, k, 0]
-            det = (verts[t, 0, 0] * planes[0, 0] + verts[t, 0, 1] * planes[0, 1]) + verts[t, 0, 3] * planes[
-                0, 2
-            ]
+            x0, y0, w0 = verts[t, 0, 0], verts[t, 0, 1], verts[t, 0, 3]
+            det = (x0 * planes[0, 0] + y0 * planes[0, 1]) + w0 * planes[0, 2]
             if det == 0 or det != det:
                 continue
             sign = f32(1.0) if det > 0 else f32(-1.0)
@@ -52,10 +51,9 @@ def setup_scan(verts, tri_ids, view_start, keys, height, width, box_eps):
                 for c in range(3):
                     planes[i, c] = planes[i, c] * sign
             magnitude = abs(det)
+            z0, z1, z2 = verts[t, 0, 2], verts[t, 1, 2], verts[t, 2, 2]
             for c in range(3):
-                total = (verts[t, 0, 2] * planes[0, c] + verts[t, 1, 2] * planes[1, c]) + verts[
-                    t, 2, 2
-                ] * planes[2, c]
+                total = (z0 * planes[0, c] + z1 * planes[1, c]) + z2 * planes[2, c]
                 planes[3, c] = total / magnitude
             finite = True
             for r in range(4):
