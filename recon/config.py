@@ -7,7 +7,7 @@ holds presets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hydra.core.config_store import ConfigStore
 
@@ -109,6 +109,8 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("train.crop", lambda v: v == 0 or v >= 16, "0 (whole views) or a window side >= 16 pixels"),
     ("train.start_levels", lambda v: v >= 0, "an integer >= 0"),
     ("train.steps_per_level", lambda v: v >= 1, "an integer >= 1"),
+    ("train.fine_grid_resolution", lambda v: v >= 0, "an integer >= 0 (0: off)"),
+    ("train.fine_grid_start", lambda v: v >= 0, "an integer >= 0"),
     ("train.occlusion_start", lambda v: v >= 0, "an integer >= 0"),
     ("train.occlusion_every", lambda v: v >= 1, "an integer >= 1"),
     ("train.log_every", lambda v: v >= 1, "an integer >= 1"),
@@ -185,7 +187,11 @@ def validate(config: Config) -> None:
             value = getattr(value, part)
         if not test(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
-    for key, component in (("model.grid", config.model.grid), ("model.material", config.model.material)):
+    components = [("model.grid", config.model.grid), ("model.material", config.model.material)]
+    if config.train.fine_grid_resolution:
+        fine = replace(config.model.grid, resolution=config.train.fine_grid_resolution)
+        components.append(("train.fine_grid_resolution", fine))
+    for key, component in components:
         try:
             component.validate()
         except ValueError as error:

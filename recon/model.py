@@ -105,12 +105,19 @@ class ReconstructionModel(nn.Module):
         self.sdf = SDFNetwork(sdf, seed=seed)
         self.material = MaterialMLP(self.config.material, sdf.bbox_min, sdf.bbox_max, seed=seed + 1)
         self.light = EnvironmentLight(self.config.light)
+        self.grid = self.config.grid  # the extraction grid now (set_grid_resolution)
         self.backdrop = backdrop
         self.region = region
         # Ambient occlusion of the last mesh it was computed on (update_occlusion): its vertices [N, 3]
         # and their values [N]; each step's mesh takes its nearest vertex's value (topology changes).
         self.register_buffer("occlusion_points", None)
         self.register_buffer("occlusion_values", None)
+
+    def set_grid_resolution(self, resolution: int) -> None:
+        """Extract on a grid of ``resolution`` cells per axis from now on (the trainer's coarse-to-fine
+        schedule, train.fine_grid_resolution); ``model.grid``'s other settings stay."""
+        if resolution != self.grid.resolution:
+            self.grid = replace(self.config.grid, resolution=resolution)
 
     def update_occlusion(self, directions: int = 64) -> None:
         """Compute the ambient occlusion (render.occlusion) of the current mesh, for :meth:`occlusion_at`."""
@@ -145,7 +152,7 @@ class ReconstructionModel(nn.Module):
 
     def extract(self) -> tuple[torch.Tensor, torch.Tensor, SDFGrid]:
         """The current mesh (vertices differentiable in the SDF network), faces, the sampled grid."""
-        return extract_mesh(self.surface_sdf, self.sdf.lower, self.sdf.upper, self.config.grid)
+        return extract_mesh(self.surface_sdf, self.sdf.lower, self.sdf.upper, self.grid)
 
     def render(self, batch: Batch, vertices: torch.Tensor, faces: torch.Tensor) -> RenderOutput:
         """The views of ``batch``: over its background colour, or over the backdrop for photos."""

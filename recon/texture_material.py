@@ -100,13 +100,21 @@ class TextureMaterial(nn.Module):
         if uv_da is not None:
             derivatives = uv_da[None, :, None].contiguous()
             options = {"uv_da": derivatives, "filter_mode": "linear-mipmap-linear", "boundary_mode": "clamp"}
-        base = texture(self.base_color.contiguous(), st, **options)[0, :, 0]
-        rm = texture(self.roughness_metallic.contiguous(), st, **options)[0, :, 0]
-        base = base.clamp(*self.base_color_range)
-        values = (base, rm[:, :1].clamp(*self.roughness_range), rm[:, 1:].clamp(*self.metallic_range))
+        # One lookup of every map stacked along the channels: the taps, weights and mip levels are
+        # computed once, not per map (the same values as separate lookups).
+        maps = [self.base_color, self.roughness_metallic]
+        if self.normal_map is not None:
+            maps.append(self.normal_map)
+        stacked = texture(torch.cat(maps, -1), st, **options)[0, :, 0]
+        base = stacked[:, :3].clamp(*self.base_color_range)
+        values = (
+            base,
+            stacked[:, 3:4].clamp(*self.roughness_range),
+            stacked[:, 4:5].clamp(*self.metallic_range),
+        )
         if self.normal_map is None:
             return values
-        return (*values, texture(self.normal_map.contiguous(), st, **options)[0, :, 0])
+        return (*values, stacked[:, 5:8])
 
 
 def material_ranges(config: MaterialConfig) -> dict[str, tuple[float, float]]:

@@ -11,7 +11,7 @@ writes (TensorBoard, checkpoints).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -59,6 +59,12 @@ class TrainConfig:
     """Coarse to fine: train with the ``start_levels`` coarsest hash-grid levels and enable one more every
     ``steps_per_level`` steps (0: every level from the first step)."""
     steps_per_level: int = 100
+    fine_grid_resolution: int = 0
+    """Coarse to fine extraction: from step ``fine_grid_start`` on, marching cubes runs on a grid of this
+    many cells per axis instead of ``model.grid.resolution`` (0: off), and so do the stage-1 mesh and
+    stage 2. A step on a twice finer grid costs about twice as much (4x the triangles), so the fine grid
+    is for the last steps, once the shape is settled (docs/benchmarks.md, issue 14)."""
+    fine_grid_start: int = 0
     log_every: int = 10
     image_every: int = 200
     checkpoint_every: int = 250
@@ -108,6 +114,11 @@ class Trainer(TrainingLoop):
     ):
         if config.start_levels < 0 or config.steps_per_level < 1:
             raise ConfigError("train: start_levels must be >= 0 and steps_per_level >= 1")
+        if config.fine_grid_resolution:
+            try:
+                replace(model.config.grid, resolution=config.fine_grid_resolution).validate()
+            except ValueError as error:
+                raise ConfigError(f"train.fine_grid_resolution: {error}") from None
         optimizer = make_optimizer(model, config.optimizer)
         scheduler = exponential_decay(optimizer, config.optimizer.final_lr_fraction, config.steps)
         super().__init__(
@@ -121,8 +132,15 @@ class Trainer(TrainingLoop):
         if self.config.start_levels > 0:
             self.model.sdf.set_active_levels(self.config.start_levels + step // self.config.steps_per_level)
 
+    def _schedule_grid(self, step: int) -> None:
+        """Coarse to fine extraction: the marching-cubes grid of ``step``."""
+        fine = self.config.fine_grid_resolution
+        base = self.model.config.grid.resolution
+        self.model.set_grid_resolution(fine if fine and step >= self.config.fine_grid_start else base)
+
     def before_step(self) -> None:
         self._schedule_levels(self.step)
+        self._schedule_grid(self.step)
         config = self.config
         due = (
             self.step >= config.occlusion_start
@@ -133,7 +151,9 @@ class Trainer(TrainingLoop):
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
-        self._schedule_levels(max(self.step - 1, 0))  # the levels of the last step trained (for exports)
+        last = max(self.step - 1, 0)  # the levels and grid of the last step trained (for exports, stage 2)
+        self._schedule_levels(last)
+        self._schedule_grid(last)
 
     def compute(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         result = self.network(batch, self.config.losses, self.step, self.generator)

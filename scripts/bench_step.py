@@ -1,13 +1,16 @@
-"""Benchmark one stage-1 training step (render, extraction, losses, backward, Adam) on a real dataset.
+"""Benchmark one training step (render, extraction, losses, backward, Adam) on a real dataset.
 
-A model is trained for ``--warmup`` steps first (so that the mesh, narrow band and hash-grid use are
-those of a run, not of the initial sphere), then ``--repeats`` steps are timed one by one. Prints a
-table of medians and writes JSON; ``--profile`` also prints the torch profiler's top operators of the
-timed steps.
+Stage 1 (default): a model is trained for ``--warmup`` steps first (so that the mesh, narrow band and
+hash-grid use are those of a run, not of the initial sphere), then ``--repeats`` steps are timed one by
+one. Stage 2 (``--textured RUN/checkpoints/textured.pt``, the stage-2 model a run made from its stage-1
+mesh): the same warm-up and timing of stage-2 steps. Prints a table of medians and writes JSON;
+``--profile`` also prints the torch profiler's top operators of the timed steps.
 
     python scripts/bench_step.py                                  # spot_mitsuba 256^2, batch 4
     python scripts/bench_step.py --dataset ../shared/data/nerf_synthetic/lego --downscale 2
     python scripts/bench_step.py --set model.grid.resolution=128 --profile
+    python scripts/bench_step.py --dataset ../shared/data/nerf_synthetic/lego --downscale 2 \\
+        --textured outputs/<date>/<time>/checkpoints/textured.pt        # a stage-2 step
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from recon.checkpoint import load_checkpoint  # noqa: E402
 from recon.config import Config  # noqa: E402
 from recon.model import ReconstructionModel  # noqa: E402
 from recon.run import build_dataset  # noqa: E402
+from recon.stage2 import Stage2Model, Stage2Trainer  # noqa: E402
 from recon.trainer import Trainer  # noqa: E402
 from scripts.bench_common import peak_memory_mb, write_json  # noqa: E402
 
@@ -42,12 +47,23 @@ def make_config(args: argparse.Namespace) -> Config:
     config.train.batch_size = args.batch
     config.train.progress = False
     config.train.steps = max(args.warmup + args.repeats, 1000)  # the learning-rate schedule of a run
+    config.stage2.steps = config.train.steps
     config.render_backend = "torch"
     config.merge_with_dotlist(args.set)
     return OmegaConf.to_object(config)
 
 
-def timed_steps(trainer: Trainer, repeats: int) -> list[float]:
+def make_trainer(config: Config, dataset, run_dir: Path, textured: Path | None) -> Trainer | Stage2Trainer:
+    """Stage 1's trainer of a new model, or stage 2's of the model saved in ``textured``."""
+    if textured is None:
+        model = ReconstructionModel(config.model, seed=config.train.seed)
+        return Trainer(model, dataset, config.train, run_dir)
+    state = load_checkpoint(textured, ("model",))["model"]
+    model = Stage2Model.from_state(state, config.model.light, config.model.material)
+    return Stage2Trainer(model, dataset, config.stage2, config.train, run_dir)
+
+
+def timed_steps(trainer: Trainer | Stage2Trainer, repeats: int) -> list[float]:
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -72,6 +88,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=10, help="timed steps")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, key=value")
+    parser.add_argument(
+        "--textured", type=Path, default=None, help="a run's checkpoints/textured.pt: time stage-2 steps"
+    )
     parser.add_argument("--profile", action="store_true", help="print the profiler's top operators")
     parser.add_argument("--out", type=Path, default=Path("bench_results/bench_step.json"))
     args = parser.parse_args()
@@ -80,8 +99,7 @@ def main() -> None:
     torch.manual_seed(config.train.seed)
     with tempfile.TemporaryDirectory() as run_dir:
         dataset = build_dataset(config, Path(run_dir))
-        model = ReconstructionModel(config.model, seed=config.train.seed)
-        trainer = Trainer(model, dataset, config.train, Path(run_dir))
+        trainer = make_trainer(config, dataset, Path(run_dir), args.textured)
         timed_steps(trainer, args.warmup)
         if args.profile:
             with torch.profiler.profile() as profiler:
@@ -92,6 +110,7 @@ def main() -> None:
     height, width = dataset.rgba.shape[1:3]
     row = {
         "dataset": str(config.dataset.path or "built-in synthetic"),
+        "stage": 1 if args.textured is None else 2,
         "image": f"{width}x{height}",
         "batch": args.batch,
         "overrides": args.set,
@@ -99,7 +118,7 @@ def main() -> None:
         "repeats": args.repeats,
         "step_s_median": statistics.median(seconds),
         "step_s_min": min(seconds),
-        "triangles": int(trainer.terms.get("triangles", 0)),
+        "triangles": int(trainer.terms.get("triangles", len(getattr(trainer.model, "faces", [])))),
         "psnr_last": float(trainer.terms.get("psnr", 0.0)),
         "peak_memory_mb": peak_memory_mb(torch.device("cpu")),
     }

@@ -10,13 +10,14 @@ from data.normalization import SceneTransform
 from geometry.mesh import unwrap_uv
 from geometry.obj import write_obj
 from geometry.primitives import uv_sphere
-from recon.bake import bake_textures, bake_vertex_values
+from recon.bake import Textures, bake_textures, bake_vertex_values
 from recon.export import export_asset
 from recon.stage2 import Stage2Config, Stage2Model, Stage2Trainer, train_stage2
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.texture_material import TextureMaterial
 from recon.trainer import TrainConfig
 from render.occlusion import vertex_occlusion
+from render.raster import texture
 
 
 def test_textures_learn_the_base_colour(tmp_path, report):
@@ -185,3 +186,29 @@ def test_learning_rates_decay_to_the_final_fraction(tmp_path):
     second.restore()
     assert second.step == 4
     assert second.optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 1e-2, rel=1e-9)
+
+
+@pytest.mark.parametrize("normal_map", [False, True])
+def test_texture_material_lookup_equals_one_lookup_per_map(normal_map):
+    generator = torch.Generator().manual_seed(0)
+    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    textures = Textures(rand(16, 16, 3), rand(16, 16, 1), rand(16, 16, 1), torch.ones(1), None)
+    material = TextureMaterial(textures, normal_map=normal_map, roughness_range=(0.2, 0.9))
+    if normal_map:
+        with torch.no_grad():
+            material.normal_map.copy_(rand(1, 16, 16, 3))
+    uv, uv_da = rand(40, 2), (rand(40, 4) - 0.5) * 0.3
+    values = material(None, uv, uv_da)
+    loss = sum((value * rand(*value.shape)).sum() for value in values)
+    loss.backward()
+    maps = [material.base_color, material.roughness_metallic[..., :1], material.roughness_metallic[..., 1:]]
+    ranges = [material.base_color_range, material.roughness_range, material.metallic_range]
+    if normal_map:
+        maps.append(material.normal_map)
+        ranges.append((-1.0, 1.0))
+    assert len(values) == len(maps)
+    options = {"uv_da": uv_da[None, :, None], "filter_mode": "linear-mipmap-linear", "boundary_mode": "clamp"}
+    for value, tex, limits in zip(values, maps, ranges, strict=True):
+        expected = texture(tex.detach().contiguous(), uv[None, :, None], **options)[0, :, 0].clamp(*limits)
+        torch.testing.assert_close(value, expected, rtol=0, atol=1e-6)
+    assert material.base_color.grad.abs().sum() > 0 and material.roughness_metallic.grad.abs().sum() > 0

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from data.dataset import MultiViewDataset
-from recon.model import ReconstructionModel
+from geometry.extraction import GridConfig
+from recon.config import Config, validate
+from recon.errors import ConfigError
+from recon.model import ModelConfig, ReconstructionModel
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.trainer import TrainConfig, Trainer, TrainingError
 
@@ -95,6 +99,40 @@ def test_coarse_to_fine_leaves_inactive_levels_untouched(dataset, tmp_path):
     assert finished.step == 6 and finished.model.sdf.active_levels == 4  # as trained, not step 6's 5
 
 
+def test_fine_grid_from_its_start_step_and_after_a_resume(dataset, tmp_path):
+    seen = []
+
+    class Recording(Trainer):
+        def compute(self, batch):
+            loss, terms = super().compute(batch)
+            seen.append((self.step, self.model.grid.resolution, terms["triangles"]))
+            return loss, terms
+
+    def trainer(resume: bool) -> Trainer:
+        config = TrainConfig(
+            steps=4, batch_size=2, image_every=0, checkpoint_every=0, progress=False, resume=resume,
+            fine_grid_resolution=64, fine_grid_start=2,
+        )  # fmt: skip
+        model = ReconstructionModel(ModelConfig(grid=GridConfig(resolution=32)))
+        return Recording(model, dataset, config, tmp_path)
+
+    torch.manual_seed(0)
+    first = trainer(False)
+    for _ in range(3):  # steps 0, 1 on the base grid, 2 on the fine one; then stopped
+        first.train_step()
+    first.save()
+    assert [(step, resolution) for step, resolution, _ in seen] == [(0, 32), (1, 32), (2, 64)]
+    assert seen[2][2] > 3 * seen[1][2]  # about 4x the triangles
+    assert first.model.config.grid.resolution == 32  # the schedule leaves the configuration alone
+    resumed = trainer(True)
+    assert resumed.restore() and resumed.step == 3
+    assert resumed.model.grid.resolution == 64  # the last trained step's grid (stage 2 and exports use it)
+    resumed.fit()
+    assert seen[-1][:2] == (3, 64)
+    with pytest.raises(ConfigError, match="fine_grid_resolution"):
+        Trainer(ReconstructionModel(), dataset, TrainConfig(fine_grid_resolution=96), tmp_path / "bad")
+
+
 def test_crop_trains_on_windows_of_the_views(dataset, tmp_path):
     seen = []
 
@@ -109,3 +147,15 @@ def test_crop_trains_on_windows_of_the_views(dataset, tmp_path):
     assert [shape for shape, _ in seen] == [(2, 24, 24, 3)] * 3
     assert len({cx for _, cx in seen}) > 1  # a new window every step
     assert trainer.step == 3 and torch.isfinite(torch.tensor(trainer.terms["loss"]))
+
+
+def test_a_fine_grid_the_narrow_band_cannot_reach_is_a_config_error():
+    config = OmegaConf.to_object(OmegaConf.structured(Config))
+    config.train.fine_grid_resolution = 256
+    validate(config)  # 256 / model.grid.coarse_resolution 16 = 2^4
+    config.train.fine_grid_resolution = 96
+    with pytest.raises(ConfigError, match=r"^train.fine_grid_resolution: resolution / coarse_resolution"):
+        validate(config)
+    config.train.fine_grid_resolution = -1
+    with pytest.raises(ConfigError, match=r"^train.fine_grid_resolution=-1: expected an integer >= 0"):
+        validate(config)
