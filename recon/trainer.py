@@ -63,7 +63,8 @@ class TrainConfig:
     """Coarse to fine extraction: from step ``fine_grid_start`` on, marching cubes runs on a grid of this
     many cells per axis instead of ``model.grid.resolution`` (0: off), and so do the stage-1 mesh and
     stage 2. A step on a twice finer grid costs about twice as much (4x the triangles), so the fine grid
-    is for the last steps, once the shape is settled (docs/benchmarks.md, issue 14)."""
+    is for the last steps, once the shape is settled. On lego (400^2) 150 steps at 256^3 after 1000 at
+    128^3 did not help: the network had not learnt the finer detail (docs/benchmarks.md, 2026-12-07)."""
     fine_grid_start: int = 0
     log_every: int = 10
     image_every: int = 200
