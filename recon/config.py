@@ -7,7 +7,7 @@ holds presets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
@@ -19,7 +19,7 @@ from recon.losses import IMAGE_LOSSES
 from recon.model import ModelConfig
 from recon.stage2 import Stage2Config
 from recon.synthetic import BUILT_IN_OBJECTS, SyntheticConfig
-from recon.trainer import TrainConfig
+from recon.trainer import TrainConfig, fine_grid
 from render.brdf import DIFFUSE_MODELS
 from render.raster import BACKENDS
 
@@ -187,15 +187,12 @@ def validate(config: Config) -> None:
             value = getattr(value, part)
         if not test(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
-    components = [("model.grid", config.model.grid), ("model.material", config.model.material)]
-    if config.train.fine_grid_resolution:
-        fine = replace(config.model.grid, resolution=config.train.fine_grid_resolution)
-        components.append(("train.fine_grid_resolution", fine))
-    for key, component in components:
+    for key, component in (("model.grid", config.model.grid), ("model.material", config.model.material)):
         try:
             component.validate()
         except ValueError as error:
             raise ConfigError(f"{key}: {str(error).split(': ', 1)[-1]}") from None
+    fine_grid(config.train, config.model.grid)
 
 
 def register() -> None:

@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 
 from data.dataset import Batch, MultiViewDataset
+from geometry.extraction import GridConfig
 from recon.distributed import DistributedContext
 from recon.errors import ConfigError, TrainingError
 from recon.loop import TrainingLoop, adam, exponential_decay
 from recon.model import LossConfig, ReconstructionModel
 from render.renderer import RenderOutput
 
-__all__ = ["OptimizerConfig", "TrainConfig", "Trainer", "TrainingError", "make_optimizer"]
+__all__ = ["OptimizerConfig", "TrainConfig", "Trainer", "TrainingError", "fine_grid", "make_optimizer"]
 
 
 @dataclass
@@ -87,6 +88,19 @@ class TrainConfig:
     occlusion_every: int = 100
 
 
+def fine_grid(config: TrainConfig, grid: GridConfig) -> GridConfig | None:
+    """``grid`` at ``config.fine_grid_resolution`` (None when that is off); a :class:`ConfigError` when the
+    narrow band cannot reach it from ``grid.coarse_resolution``."""
+    if not config.fine_grid_resolution:
+        return None
+    fine = replace(grid, resolution=config.fine_grid_resolution)
+    try:
+        fine.validate()
+    except ValueError as error:
+        raise ConfigError(f"train.fine_grid_resolution: {str(error).split(': ', 1)[-1]}") from None
+    return fine
+
+
 def make_optimizer(model: ReconstructionModel, config: OptimizerConfig) -> torch.optim.Adam:
     groups = [
         {"params": model.sdf.encoding.parameters(), "lr": config.sdf_encoding_lr, "name": "sdf_encoding"},
@@ -115,11 +129,7 @@ class Trainer(TrainingLoop):
     ):
         if config.start_levels < 0 or config.steps_per_level < 1:
             raise ConfigError("train: start_levels must be >= 0 and steps_per_level >= 1")
-        if config.fine_grid_resolution:
-            try:
-                replace(model.config.grid, resolution=config.fine_grid_resolution).validate()
-            except ValueError as error:
-                raise ConfigError(f"train.fine_grid_resolution: {error}") from None
+        fine_grid(config, model.config.grid)
         optimizer = make_optimizer(model, config.optimizer)
         scheduler = exponential_decay(optimizer, config.optimizer.final_lr_fraction, config.steps)
         super().__init__(
