@@ -187,21 +187,22 @@ def test_backend_switch_and_errors():
 
 
 @needs_numba
+@pytest.mark.parametrize("features", [2, 3])  # the loops for two features per level, the general ones
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_numba_matches_torch_twin(dtype):
+def test_numba_matches_torch_twin(dtype, features):
     """The compiled loops against the torch twin on the default grid (hashed and dense levels): outputs,
     table and position gradients; float32 forward values agree bit for bit (the same operations in
     the same order), the gradients to rounding (sums in another order)."""
     layout = level_layout(HashGridConfig())
     generator = torch.Generator().manual_seed(3)
-    params = (torch.rand(layout.n_entries * 2, generator=generator, dtype=dtype) * 2 - 1) * 0.1
+    params = (torch.rand(layout.n_entries * features, generator=generator, dtype=dtype) * 2 - 1) * 0.1
     x = torch.rand(5000, 3, generator=generator, dtype=dtype)
     x[:3] = torch.tensor([[0.0, 0, 0], [1, 1, 1], [-0.25, 1.25, 0.5]], dtype=dtype)  # bounds, clamping
-    grad = torch.randn(5000, 16, generator=generator, dtype=dtype)
+    grad = torch.randn(5000, 8 * features, generator=generator, dtype=dtype)
     results = []
     for encode in (hash_grid_torch, hashgrid_cpu.hash_grid_cpu):
         p, xx = params.clone().requires_grad_(), x.clone().requires_grad_()
-        out = encode(xx, p, layout, 2)
+        out = encode(xx, p, layout, features)
         out.backward(grad)
         results.append((out.detach(), p.grad, xx.grad))
     (out_t, gp_t, gx_t), (out_n, gp_n, gx_n) = results

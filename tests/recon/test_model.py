@@ -69,6 +69,38 @@ def test_free_space_points_lie_on_falsely_covered_background_rays():
     assert float(points.abs().max()) <= 1.0 + 1e-6  # within the SDF box
 
 
+def test_free_space_term_is_the_mean_over_views_of_each_views_loss():
+    from data.cameras import Camera
+    from data.dataset import Batch
+    from geometry.regularizers import free_space_loss
+    from geometry.sdf import SDFNetwork
+    from recon.model import false_coverage_points, free_space_term
+    from render.camera import look_at
+
+    torch.manual_seed(0)
+    eyes = (torch.tensor([0.0, -3.0, 0.0]), torch.tensor([3.0, 0.0, 0.5]), torch.tensor([0.0, 0.0, 3.0]))
+    c2w = torch.stack([torch.linalg.inv(look_at(eye, torch.zeros(3), (0, 0, 1))) for eye in eyes])
+    cameras = Camera(c2w, 8.0, 8.0, 8.0, 8.0, 16, 16)
+    masks = torch.ones(3, 16, 16, 1)
+    masks[0, 6:10, 6:10] = 0  # through the middle of the initial sphere: points inside and outside
+    masks[1, 0:3, 0:3] = 0  # a corner: every point outside
+    alpha = torch.ones(3, 16, 16, 1)  # view 2: the mask and the render agree, no points
+    batch = Batch(torch.zeros(3, 16, 16, 3), masks, torch.zeros(3, 1, 1, 3), cameras, torch.tensor([4, 7, 9]))
+    sdf = SDFNetwork()
+    term = free_space_term(batch, alpha, 8, sdf, step=3)
+    (gradient,) = torch.autograd.grad(term, sdf.encoding.parameters().__next__())
+    reference = []  # each view's loss on the same points (the generator seeded by the view and step)
+    for b in range(3):
+        generator = torch.Generator().manual_seed(int(batch.views[b]) * 1_000_003 + 3)
+        points = false_coverage_points(batch[[b]], alpha[b : b + 1], 8, sdf, generator)
+        reference.append(free_space_loss(sdf.sdf, points))
+    reference = torch.stack(reference).mean()
+    (reference_gradient,) = torch.autograd.grad(reference, sdf.encoding.parameters().__next__())
+    assert float(reference.detach()) > 0
+    torch.testing.assert_close(term, reference, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(gradient, reference_gradient, rtol=1e-4, atol=1e-8)
+
+
 def test_stage1_occlusion_follows_the_mesh_and_survives_a_checkpoint():
     from recon.model import ModelConfig, ReconstructionModel
 
