@@ -5,27 +5,61 @@ layer, so that render and geometry share it without importing each other upwards
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import torch
 from torch.autograd.function import once_differentiable
 
+from geometry.jit import compiled_module, use_torch_threads
+
+
+def _kernels(*tensors: torch.Tensor) -> ModuleType | None:
+    """The compiled loops (geometry.gather_kernels) when they apply to ``tensors`` (CPU, float32 or
+    float64 values, int64 indices), else None: the torch twin runs."""
+    if any(t.device.type != "cpu" for t in tensors):
+        return None
+    if any(t.dtype not in (torch.float32, torch.float64, torch.int64) for t in tensors):
+        return None
+    return compiled_module("geometry.gather_kernels")
+
 
 class _WeightedGather(torch.autograd.Function):
+    """out[p] = sum_k weights[p, k] * source[index[p, k]]: the compiled loops on the CPU when numba imports
+    (:mod:`geometry.gather_kernels`), else the torch twin (index_select + bmm), the same sums up to
+    rounding (tests/geometry/test_gather.py)."""
+
     @staticmethod
     def forward(ctx, source, index, weights):
+        ctx.rows = source.shape[0]
+        kernels = _kernels(source, index, weights)
+        ctx.compiled = kernels is not None
+        if kernels is not None:
+            source, index, weights = source.contiguous(), index.contiguous(), weights.contiguous()
+            out = source.new_empty(index.shape[0], source.shape[1])
+            use_torch_threads()
+            kernels.weighted_gather(source.numpy(), index.numpy(), weights.numpy(), out.numpy())
+            ctx.save_for_backward(index, weights, source)  # the taps are read again in the backward
+            return out
         taps = source.index_select(0, index.reshape(-1)).view(*index.shape, source.shape[-1])
         ctx.save_for_backward(index, weights, taps)
-        ctx.rows = source.shape[0]
         return torch.bmm(weights[:, None, :], taps)[:, 0]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        index, weights, taps = ctx.saved_tensors
+        index, weights, saved = ctx.saved_tensors
         grad_source = grad_weights = None
         if ctx.needs_input_grad[0]:
             grad_source = weighted_scatter(grad_out, index, weights, ctx.rows)
         if ctx.needs_input_grad[2]:
-            grad_weights = torch.bmm(taps, grad_out[:, :, None])[..., 0]
+            if ctx.compiled:  # saved: the source
+                grad_weights = weights.new_empty(index.shape)
+                grad_out = grad_out.contiguous().to(saved.dtype)
+                compiled_module("geometry.gather_kernels").tap_products(
+                    saved.numpy(), index.numpy(), grad_out.numpy(), grad_weights.numpy()
+                )
+            else:  # saved: the taps
+                grad_weights = torch.bmm(saved, grad_out[:, :, None])[..., 0]
         return grad_source, None, grad_weights
 
 
@@ -66,9 +100,17 @@ def weighted_scatter(
     Args:
         values: [P, C]; index: [P, K] integer rows of the output; weights: [P, K]; rows: output rows.
     Returns:
-        [rows, C]. Channel-major: index_add along the last dimension of [C, rows] is several times faster
-        on CPU than along the rows of [rows, C] (which is what index_select's own backward does).
+        [rows, C]. The compiled loop when numba imports (one pass, no [C, P, K] products; 2x faster);
+        else channel-major: index_add along the last dimension of [C, rows] is several times faster on
+        CPU than along the rows of [rows, C] (which is what index_select's own backward does).
     """
+    kernels = _kernels(values, index, weights)
+    if kernels is not None and values.dtype == weights.dtype:
+        out = values.new_zeros(rows, values.shape[1])
+        kernels.weighted_scatter(
+            values.contiguous().numpy(), index.contiguous().numpy(), weights.contiguous().numpy(), out.numpy()
+        )
+        return out
     spread = values.t()[:, :, None] * weights[None]  # [C, P, K]
     out = values.new_zeros(values.shape[1], rows)
     return out.index_add_(1, index.reshape(-1), spread.reshape(values.shape[1], -1)).t()

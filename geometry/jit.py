@@ -1,4 +1,4 @@
-"""numba, the optional compiler of the CPU fast paths (:mod:`geometry.hashgrid_cpu`,
+"""numba, the optional compiler of the CPU fast paths (:mod:`geometry.hashgrid_cpu`, :mod:`geometry.gather`,
 :mod:`render.raster.torch_backend.scan_cpu`): imported on first use, never required.
 
 numba compiles with the LLVM inside its wheel, so pip alone installs it; the compiled code is cached

@@ -72,9 +72,13 @@ def render_mesh(
     tri = faces.to(device=device, dtype=torch.int32).contiguous()
     clip = to_clip(vertices, mvp.to(device)).contiguous()  # [B, V, 4]
     rast, rast_db = rasterize(clip, tri, tuple(resolution), backend=backend)
-    points, _ = interpolate(vertices[None].contiguous(), rast, tri, backend=backend)
     smooth_normals = vertex_normals(vertices, faces)
-    normals, _ = interpolate(smooth_normals[None].contiguous(), rast, tri, backend=backend)
+    # Positions, normals and occlusion in one interpolation (one pass over the covered pixels, not three).
+    attributes = [vertices, smooth_normals]
+    if occlusion is not None:
+        attributes.append(occlusion.reshape(-1, 1).to(vertices))
+    interpolated, _ = interpolate(torch.cat(attributes, -1)[None].contiguous(), rast, tri, backend=backend)
+    normals = interpolated[..., 3:6]
     texcoords = texcoord_da = None
     if uv is not None:
         uv_tri = (
@@ -87,8 +91,8 @@ def render_mesh(
     colour = torch.zeros(*covered.shape, 3, device=device, dtype=vertices.dtype)
     material_image = torch.zeros(*covered.shape, 5, device=device, dtype=vertices.dtype)
     if bool(covered.any()):
-        p = points[covered]
-        n = safe_normalize(normals[covered])
+        at_pixels = interpolated[covered]  # [P, 6 or 7]
+        p, n = at_pixels[:, 0:3], safe_normalize(at_pixels[:, 3:6])
         view_index = torch.nonzero(covered)[:, 0]
         view = safe_normalize(eyes.to(device)[view_index] - p)
         st = texcoords[covered] if texcoords is not None else None
@@ -101,12 +105,7 @@ def render_mesh(
             mode = getattr(material, "normal_mode", "offset")
             mesh = (vertices, smooth_normals, faces, uv, uv_faces)
             n = _perturbed_normals(n, values[3], mode, covered, rast, mesh, backend)
-        ao = None
-        if occlusion is not None:
-            ao, _ = interpolate(
-                occlusion.reshape(1, -1, 1).to(vertices).contiguous(), rast, tri, backend=backend
-            )
-            ao = ao[covered]
+        ao = at_pixels[:, 6:7] if occlusion is not None else None
         shaded = light.shade(n, view, base_color, roughness, metallic, occlusion=ao)
         colour = colour.index_put((covered,), shaded.to(colour.dtype))
         sample = torch.cat((base_color, roughness, metallic), -1).detach().to(colour.dtype)
