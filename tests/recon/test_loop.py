@@ -47,11 +47,12 @@ def settings(**changes) -> TrainConfig:
     return config
 
 
-def stage2(textured, dataset, run_dir, steps: int, **changes) -> Stage2Trainer:
+def stage2(textured, dataset, run_dir, steps: int, constant_rates: bool = False, **changes) -> Stage2Trainer:
     model = Stage2Model.from_state(textured.state_dict(), LIGHT)  # a fresh copy of the same start
-    return Stage2Trainer(
-        model, dataset, Stage2Config(steps=steps, batch_size=2), settings(**changes), run_dir
-    )
+    config = Stage2Config(steps=steps, batch_size=2)
+    if constant_rates:
+        config.final_lr_fraction = 1.0
+    return Stage2Trainer(model, dataset, config, settings(**changes), run_dir)
 
 
 def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -66,15 +67,17 @@ def test_stage2_model_round_trips_through_its_state(textured):
 
 
 def test_stage2_resumes_exactly(textured, dataset, tmp_path, one_thread):
-    straight = stage2(textured, dataset, tmp_path / "straight", 5)
+    # A 3-step run continued to 5 steps follows the 5-step run only at constant rates (a decay spans the
+    # steps given); a stop within one schedule: test_sigterm_ends_the_step_saves_and_resumes_exactly.
+    straight = stage2(textured, dataset, tmp_path / "straight", 5, constant_rates=True)
     straight.fit()
-    first = stage2(textured, dataset, tmp_path / "split", 3)
+    first = stage2(textured, dataset, tmp_path / "split", 3, constant_rates=True)
     first.fit()  # checkpoints at steps 2 and 3, as if the run had been stopped there
     assert sorted(p.name for p in (tmp_path / "split" / "checkpoints" / "stage2").glob("*.pt")) == [
         "step_2.pt",
         "step_3.pt",
     ]
-    resumed = stage2(textured, dataset, tmp_path / "split", 5, resume=True)
+    resumed = stage2(textured, dataset, tmp_path / "split", 5, constant_rates=True, resume=True)
     resumed.fit()
     assert resumed.step == 5 and resumed.terms == straight.terms
     assert_same_state(straight.model, resumed.model)
