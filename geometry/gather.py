@@ -14,12 +14,17 @@ from geometry.jit import compiled_module, use_torch_threads
 
 
 def _kernels(*tensors: torch.Tensor) -> ModuleType | None:
-    """The compiled loops (geometry.gather_kernels) when they apply to ``tensors`` (CPU, float32 or
-    float64 values, int64 indices), else None: the torch twin runs."""
+    """The compiled loops (geometry.gather_kernels) when they apply to ``tensors`` (CPU; values of one
+    dtype, float32 or float64; int64 indices; no graph wanted through them, which the loops do not
+    record), else None: the torch twin runs."""
     if any(t.device.type != "cpu" for t in tensors):
         return None
     if any(t.dtype not in (torch.float32, torch.float64, torch.int64) for t in tensors):
         return None
+    if len({t.dtype for t in tensors if t.is_floating_point()}) > 1:
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None  # e.g. weighted_scatter called directly on tensors with gradients
     return compiled_module("geometry.gather_kernels")
 
 
@@ -105,7 +110,7 @@ def weighted_scatter(
         CPU than along the rows of [rows, C] (which is what index_select's own backward does).
     """
     kernels = _kernels(values, index, weights)
-    if kernels is not None and values.dtype == weights.dtype:
+    if kernels is not None:
         out = values.new_zeros(rows, values.shape[1])
         kernels.weighted_scatter(
             values.contiguous().numpy(), index.contiguous().numpy(), weights.contiguous().numpy(), out.numpy()

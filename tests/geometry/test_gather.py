@@ -65,3 +65,12 @@ def test_compiled_loops_match_the_torch_twin(dtype, monkeypatch):
     tolerance = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
     for mine, theirs in zip(compiled, twin, strict=True):
         torch.testing.assert_close(mine, theirs, **tolerance)
+
+
+def test_weighted_scatter_keeps_a_graph_when_one_is_wanted():
+    """Called directly on tensors with gradients, the scatter is differentiable (the torch twin runs)."""
+    _, index, weights = _inputs(rows=30, channels=3, points=20, taps=4, dtype=torch.float64, seed=4)
+    values = torch.rand(20, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    values.requires_grad_(True)
+    weights.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v, w: weighted_scatter(v, index, w, 30), (values, weights))
