@@ -143,8 +143,11 @@ def evaluate(
         mesh, reference = read_obj(folder / "mesh.obj"), read_obj(gt)
         vertices, faces = mesh.vertices, mesh.faces
         extent = float((reference.vertices.max(0).values - reference.vertices.min(0).values).norm())
+        train_cameras = scene.cameras[scene.splits["train"]]  # the reference's (world) frame, as parsed
         metrics.update(
-            surface_metrics(vertices, faces, reference.vertices, reference.faces, threshold=0.01 * extent)
+            surface_metrics(
+                vertices, faces, reference.vertices, reference.faces, 0.01 * extent, cameras=train_cameras
+            )
         )
         metrics["reference_mesh"] = str(gt)
     root = Path(config.dataset.path) if config.dataset.path else run_dir / "synthetic"

@@ -61,6 +61,7 @@ def test_default_preset_smoke(tmp_path):
         assert (tmp_path / name).exists(), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {"psnr", "ssim", "chamfer_l1", "f_score"} <= set(metrics) and metrics["views"] == 1
+    assert 0 < metrics["seen_fraction"] <= 1 and 0 <= metrics["recall_seen"] <= 1
     assert {"albedo_psnr", "roughness_mae", "metallic_mae", "relight_psnr", "relight_psnr_scaled"} <= set(
         metrics
     )
