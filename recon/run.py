@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from recon.model import ReconstructionModel
 from recon.scene import build_scene
 from recon.stage2 import Stage2Model, Stage2Trainer, stage2_checkpoint_dir
 from recon.trainer import Trainer
+from recon.volume import VolumeWarmup
 from render.raster import set_backend
 
 PHASES = ("stage1", "textured", "stage1_mesh", "stage2", "mesh", "metrics")
@@ -84,6 +86,24 @@ def build_dataset(
     )
 
 
+def warm_up(
+    model: ReconstructionModel, dataset: MultiViewDataset, config: Config, run_dir: Path,
+    context: DistributedContext,
+) -> None:  # fmt: skip
+    """The volumetric warm-up of the SDF (``train.volume``), continued from its checkpoints on a resume;
+    skipped for photos (it matches masks)."""
+    if config.train.volume.steps <= 0:
+        return
+    if dataset.photos:
+        if context.is_main:
+            print("train.volume: skipped, the views have no masks (photos)", file=sys.stderr)
+        return
+    warmup = VolumeWarmup(model, dataset, config.train.volume, config.train, run_dir, context)
+    if config.train.resume:
+        warmup.restore()
+    warmup.fit(resume=False)
+
+
 def run(config: Config, run_dir: Path, context: DistributedContext | None = None) -> dict[str, float]:
     """Every phase of :data:`PHASES` not yet finished (all of them unless ``train.resume``). Ctrl-C or
     SIGTERM raises :class:`recon.errors.Interrupted`; in training, after the step in progress and a
@@ -108,6 +128,8 @@ def run(config: Config, run_dir: Path, context: DistributedContext | None = None
         trainer = Trainer(model, dataset, config.train, run_dir, context)
         if config.train.resume:
             trainer.restore()
+        if trainer.step == 0:
+            warm_up(model, dataset, config, run_dir, context)
         start = trainer.step
         terms = dict(trainer.fit(resume=False))
         progress.mark("stage1", redone=trainer.step > start)

@@ -22,6 +22,7 @@ from recon.distributed import DistributedContext
 from recon.errors import ConfigError, TrainingError
 from recon.loop import TrainingLoop, adam, exponential_decay
 from recon.model import LossConfig, ReconstructionModel
+from recon.volume import VolumeConfig
 from render.renderer import RenderOutput
 
 __all__ = ["OptimizerConfig", "TrainConfig", "Trainer", "TrainingError", "fine_grid", "make_optimizer"]
@@ -56,6 +57,8 @@ class TrainConfig:
     seed: int = 0
     losses: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    volume: VolumeConfig = field(default_factory=VolumeConfig)
+    """The volumetric warm-up of the SDF before stage 1 (recon.volume; ``train.volume.steps=0``: none)."""
     start_levels: int = 0
     """Coarse to fine: train with the ``start_levels`` coarsest hash-grid levels and enable one more every
     ``steps_per_level`` steps (0: every level from the first step)."""

@@ -16,6 +16,7 @@ TINY = [
     "export.texture_resolution=64",
     "stage2.steps=2",
     "train.steps=2",
+    "train.volume.steps=2",
     "train.batch_size=2",
     "train.progress=false",
     "train.image_every=1",

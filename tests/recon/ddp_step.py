@@ -23,6 +23,7 @@ from recon.distributed import DistributedContext  # noqa: E402
 from recon.model import ModelConfig, ReconstructionModel  # noqa: E402
 from recon.stage2 import Stage2Config, Stage2Model, train_stage2  # noqa: E402
 from recon.trainer import TrainConfig, Trainer  # noqa: E402
+from recon.volume import VolumeConfig, VolumeWarmup  # noqa: E402
 from render.light import EnvironmentLightConfig  # noqa: E402
 
 BATCH = 4
@@ -35,7 +36,8 @@ def gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def one_step(scene: Path, run_dir: Path, context: DistributedContext) -> dict:
-    """Terms and gradients of one stage-1 step and one stage-2 step on the same seeded batch of 4 views."""
+    """Terms and gradients of one stage-1 step, one stage-2 step and one volumetric warm-up step on the same
+    seeded batch of 4 views."""
     torch.manual_seed(0)
     dataset = MultiViewDataset(load_scene(scene), "train", background="random")
     config = ModelConfig(grid=GridConfig(resolution=32), light=EnvironmentLightConfig(resolution=16))
@@ -53,7 +55,15 @@ def one_step(scene: Path, run_dir: Path, context: DistributedContext) -> dict:
     stage2_terms = train_stage2(
         stage2, dataset, Stage2Config(steps=1, batch_size=BATCH), run_dir, settings, context
     )
+    volume_model = ReconstructionModel(config, seed=0)
+    warmup = VolumeWarmup(
+        volume_model, dataset, VolumeConfig(steps=1, batch_size=BATCH, rays_per_view=32, samples=16),
+        TrainConfig(progress=False), run_dir, context,
+    )  # fmt: skip
+    volume_terms = warmup.train_step()
     return {
+        "volume_terms": volume_terms,
+        "volume_gradients": gradients(warmup.volume),
         "stage1_terms": stage1_terms,
         "stage1_gradients": stage1_gradients,
         "stage2_terms": stage2_terms,

@@ -53,7 +53,7 @@ def test_device_choice():
 
 def test_two_processes_take_the_single_process_step(scene, tmp_path):
     """torchrun with 2 gloo ranks, 2 views each: the same loss terms and gradients as 4 views in one
-    process, for a stage-1 and a stage-2 step."""
+    process, for a stage-1, a stage-2 and a volumetric warm-up step."""
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         str(ROOT / "tests" / "recon" / "ddp_step.py"), str(scene), str(tmp_path),
@@ -68,7 +68,7 @@ def test_two_processes_take_the_single_process_step(scene, tmp_path):
         single = one_step(scene, tmp_path / "single", DistributedContext())
     finally:
         torch.set_num_threads(threads)
-    for stage in ("stage1", "stage2"):
+    for stage in ("stage1", "stage2", "volume"):
         for name in ("loss", "image", "mask"):
             assert parallel[f"{stage}_terms"][name] == pytest.approx(single[f"{stage}_terms"][name], rel=1e-5)
         expected, got = single[f"{stage}_gradients"], parallel[f"{stage}_gradients"]
