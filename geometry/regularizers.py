@@ -57,6 +57,16 @@ def eikonal_points(
     return torch.cat((uniform, surface.detach()[pick] + noise))
 
 
+def ray_box_segment(
+    origins: torch.Tensor, directions: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[R], [R]: where each ray [R, 3] enters (not before its origin) and leaves the box [lower, upper], in
+    units of its direction's length (slab test); it misses the box where the second is not greater."""
+    safe = torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
+    t0, t1 = (lower - origins) / safe, (upper - origins) / safe
+    return torch.minimum(t0, t1).max(-1).values.clamp(min=0), torch.maximum(t0, t1).min(-1).values
+
+
 def ray_box_points(
     origins: torch.Tensor,
     directions: torch.Tensor,
@@ -73,10 +83,7 @@ def ray_box_points(
         [R' * samples, 3]: ``samples`` points, one per equal part of the segment, on each of the R' rays
         that cross the box.
     """
-    safe = torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
-    t0, t1 = (lower - origins) / safe, (upper - origins) / safe
-    near = torch.minimum(t0, t1).max(-1).values.clamp(min=0)
-    far = torch.maximum(t0, t1).min(-1).values
+    near, far = ray_box_segment(origins, directions, lower, upper)
     hit = far > near
     near, far, origins, directions = near[hit], far[hit], origins[hit], directions[hit]
     jitter = torch.rand(len(near), samples, generator=generator).to(origins)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from geometry.regularizers import ray_box_segment
+
 SOLID = 1e-5
 """NeuS's constant in the opacity: where Phi(f_i) is far below it (deep inside the surface) a section is
 opaque, so a ray that reaches the interior ends there; elsewhere it changes the opacity by about 1e-5."""
@@ -71,10 +73,8 @@ def ray_samples(
         points [R, S + 1, 3] and their distances t [R, S + 1] along the rays. A ray that misses the box
         gets a zero-length segment at its entry point (every point outside the object: no opacity).
     """
-    safe = torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
-    t0, t1 = (lower - origins) / safe, (upper - origins) / safe
-    near = torch.minimum(t0, t1).max(-1).values.clamp(min=0)
-    far = torch.maximum(torch.maximum(t0, t1).min(-1).values, near)
+    near, far = ray_box_segment(origins, directions, lower, upper)
+    far = torch.maximum(far, near)
     if jitter is None:
         jitter = torch.rand(len(origins), samples + 1, generator=generator)
     u = (torch.arange(samples + 1).to(origins) + jitter.to(origins)) / (samples + 1)
