@@ -131,6 +131,12 @@ class DistributedContext:
             dist.barrier(device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
 
+def view_generator(view: int, step: int) -> torch.Generator:
+    """A generator seeded by a view's dataset index and the step: what a term draws per view with it is the
+    same whichever rank renders the view, so the ranks' mean is the single process's loss."""
+    return torch.Generator().manual_seed(int(view) * 1_000_003 + step)
+
+
 def _to_cpu(value):
     if isinstance(value, nn.Module) and any(t.device.type != "cpu" for t in value.state_dict().values()):
         return copy.deepcopy(value).to("cpu")

@@ -49,11 +49,11 @@ def surface_metrics(
     ``recall_seen``, the recall over that share alone: what the images determine, apart from the surface
     no view shows (the floor of a deep pocket), which only a prior can place."""
     generator = torch.Generator().manual_seed(seed)
-    reference_vertices = reference_vertices.detach().float()
-    on_ours = sample_surface(vertices.detach().float(), faces, samples, generator)[0]
+    vertices, reference_vertices = vertices.detach().float(), reference_vertices.detach().float()
+    on_ours = sample_surface(vertices, faces, samples, generator)[0]
     on_reference, reference_face = sample_surface(reference_vertices, reference_faces, samples, generator)
     to_reference = point_mesh_distance(on_ours, reference_vertices, reference_faces)
-    to_ours = point_mesh_distance(on_reference, vertices.detach().float(), faces)
+    to_ours = point_mesh_distance(on_reference, vertices, faces)
     precision = float((to_reference < threshold).float().mean())
     recall = float((to_ours < threshold).float().mean())
     f_score = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0

@@ -25,6 +25,7 @@ from geometry.regularizers import (
     sdf_sign_loss,
 )
 from geometry.sdf import SDFNetwork, SDFNetworkConfig
+from recon.distributed import view_generator
 from recon.errors import TrainingError
 from recon.losses import Schedule, image_loss, mask_loss, psnr
 from recon.material import MaterialConfig, MaterialMLP
@@ -224,7 +225,7 @@ def free_space_term(
     splits over views exactly: under torchrun the ranks' mean equals the single process's."""
     points = []
     for b in range(alpha.shape[0]):
-        generator = torch.Generator().manual_seed(int(batch.views[b]) * 1_000_003 + step)
+        generator = view_generator(batch.views[b], step)
         points.append(false_coverage_points(batch[[b]], alpha[b : b + 1], rays_per_view, sdf, generator))
     counts = torch.tensor([len(p) for p in points])
     if not int(counts.sum()):

@@ -17,7 +17,7 @@ them (photos) it is skipped.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -26,7 +26,7 @@ from torch import nn
 from data.dataset import Batch, MultiViewDataset
 from data.images import linear_to_srgb
 from geometry.regularizers import eikonal_loss, eikonal_points
-from recon.distributed import DistributedContext
+from recon.distributed import DistributedContext, view_generator
 from recon.loop import TrainingLoop, adam
 from recon.losses import image_loss, psnr
 from recon.material import MaterialMLP
@@ -100,6 +100,19 @@ class Rays:
     background: torch.Tensor
     jitter: torch.Tensor
 
+    @classmethod
+    def at_pixels(cls, batch: Batch, view: int, pixels: torch.Tensor, jitter: torch.Tensor) -> Rays:
+        """The rays of view ``view`` of ``batch`` through ``pixels`` [R] (row-major indices), with the
+        samples' ``jitter`` [R, S + 1]."""
+        device = batch.images.device
+        pixels = pixels.to(device)
+        origins, directions = batch.cameras[view].pixel_rays(pixels)
+        return cls(
+            origins, torch.nn.functional.normalize(directions, dim=-1),
+            batch.images[view].reshape(-1, 3)[pixels], batch.masks[view].reshape(-1, 1)[pixels],
+            batch.background[view, 0, 0].expand(len(pixels), 3), jitter.to(device),
+        )  # fmt: skip
+
 
 def view_rays(batch: Batch, rays_per_view: int, samples: int, step: int) -> Rays:
     """``rays_per_view`` random pixels of each view, and their samples' jitter, drawn by a generator
@@ -108,17 +121,11 @@ def view_rays(batch: Batch, rays_per_view: int, samples: int, step: int) -> Rays
     height, width = batch.images.shape[1:3]
     parts = []
     for b in range(batch.images.shape[0]):
-        generator = torch.Generator().manual_seed(int(batch.views[b]) * 1_000_003 + step)
+        generator = view_generator(batch.views[b], step)
         pixels = torch.randint(height * width, (rays_per_view,), generator=generator)
         jitter = torch.rand(rays_per_view, samples + 1, generator=generator)
-        pixels = pixels.to(batch.images.device)
-        origins, directions = batch.cameras[b].pixel_rays(pixels)
-        parts.append((
-            origins, torch.nn.functional.normalize(directions, dim=-1),
-            batch.images[b].reshape(-1, 3)[pixels], batch.masks[b].reshape(-1, 1)[pixels],
-            batch.background[b, 0, 0].expand(rays_per_view, 3), jitter.to(batch.images.device),
-        ))  # fmt: skip
-    return Rays(*(torch.cat(values) for values in zip(*parts, strict=True)))
+        parts.append(Rays.at_pixels(batch, b, pixels, jitter))
+    return Rays(*(torch.cat([getattr(part, f.name) for part in parts]) for f in fields(Rays)))
 
 
 class VolumeWarmup(TrainingLoop):
@@ -178,19 +185,13 @@ class VolumeWarmup(TrainingLoop):
             batch = self.dataset.batch([0], torch.Generator().manual_seed(0)).to(self.context.device)
             height, width = batch.images.shape[1:3]
             factor = max(1, math.ceil(max(height, width) / 96))
-            image = batch.images[0, ::factor, ::factor]
-            rows, cols = image.shape[:2]
+            rows, cols = len(range(0, height, factor)), len(range(0, width, factor))
             y, x = torch.meshgrid(torch.arange(rows) * factor, torch.arange(cols) * factor, indexing="ij")
-            pixels = (y * width + x).reshape(-1).to(image.device)
-            origins, directions = batch.cameras[0].pixel_rays(pixels)
-            n, device = len(pixels), image.device
-            rays = Rays(
-                origins, torch.nn.functional.normalize(directions, dim=-1), image.reshape(-1, 3),
-                torch.ones(n, 1, device=device), batch.background[0, 0].expand(n, 3),
-                torch.full((n, self.config.samples + 1), 0.5, device=device),
-            )  # fmt: skip
+            pixels = (y * width + x).reshape(-1)
+            rays = Rays.at_pixels(batch, 0, pixels, torch.full((len(pixels), self.config.samples + 1), 0.5))
             colour, _, _ = self.volume(rays)
-            side = linear_to_srgb(torch.cat((colour.reshape(rows, cols, 3), image), 1))
+            reference = rays.colours.reshape(rows, cols, 3)
+            side = linear_to_srgb(torch.cat((colour.reshape(rows, cols, 3), reference), 1))
             self.writer.add_image("volume/rendered_vs_reference", side, self.step, dataformats="HWC")
 
 
