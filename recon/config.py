@@ -117,6 +117,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("train.volume.batch_size", lambda v: v >= 1, "an integer >= 1"),
     ("train.volume.rays_per_view", lambda v: v >= 1, "an integer >= 1"),
     ("train.volume.samples", lambda v: v >= 2, "an integer >= 2"),
+    ("train.volume.view_degree", lambda v: v in (0, 1, 2), "0, 1 or 2"),
     ("train.volume.initial_sharpness", lambda v: v > 0, "a number > 0"),
     ("train.log_every", lambda v: v >= 1, "an integer >= 1"),
     ("train.image_every", lambda v: v >= 0, "an integer >= 0 (0: no images)"),

@@ -69,6 +69,17 @@ class MaterialSample:
         return iter(self.as_tuple())
 
 
+def relu_mlp(dims: list[int], seed: int | None = None) -> nn.Sequential:
+    """Linear layers of widths ``dims`` with ReLUs between them; ``seed`` makes the init reproducible."""
+    layers: list[nn.Module] = []
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
 class MaterialMLP(nn.Module):
     """x (world) -> MaterialSample, over the box [lower, upper] (positions outside are clamped)."""
 
@@ -89,13 +100,7 @@ class MaterialMLP(nn.Module):
         self.encoding = HashGridEncoding(self.config.encoding, seed=seed)
         outputs = 8 if self.config.normal_perturbation else 5
         dims = [self.encoding.output_dim] + [self.config.hidden_dim] * self.config.n_hidden_layers + [outputs]
-        layers: list[nn.Module] = []
-        with torch.random.fork_rng(devices=[]):  # a seed makes the layers' default init reproducible
-            if seed is not None:
-                torch.manual_seed(seed)
-            for a, b in zip(dims[:-1], dims[1:], strict=True):
-                layers += [nn.Linear(a, b), nn.ReLU()]
-        self.mlp = nn.Sequential(*layers[:-1])
+        self.mlp = relu_mlp(dims, seed)
         ranges = [self.config.base_color_range] * 3 + [
             self.config.roughness_range,
             self.config.metallic_range,

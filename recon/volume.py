@@ -4,9 +4,10 @@ Surface rendering (marching cubes + rasterization) moves the surface only by loc
 lid over a pocket, painted with the pocket's colours, is a dead end, as nothing opens a surface that has
 no edge there. Volume rendering spreads each surface over a band of every ray, so the views that
 disagree about a lid push it down wherever their colours agree deeper (photo-consistency). The warm-up
-renders random pixels of each view through the SDF network with a view-independent colour field (a
-:class:`recon.material.MaterialMLP` whose base colour is read as radiance), matching colours and masks,
-with the Eikonal term; the sharpness is learned. Stage 1 then starts from its SDF. On the concave test
+renders random pixels of each view through the SDF network with a colour field (:class:`RadianceField`:
+a hash grid and an MLP, its colour varying with the view direction only to low order, as a specular
+surface's does, so that it cannot paint a pocket onto a lid), matching colours and masks, with the
+Eikonal term; the sharpness is learned. Stage 1 then starts from its SDF. On the concave test
 object (docs/benchmarks.md) it deepens the pocket that stage 1 alone leaves closed. Needs masks: without
 them (photos) it is skipped.
 
@@ -25,12 +26,14 @@ from torch import nn
 
 from data.dataset import Batch, MultiViewDataset
 from data.images import linear_to_srgb
+from geometry.encoding import HashGridEncoding
 from geometry.regularizers import eikonal_loss, eikonal_points
 from recon.distributed import DistributedContext, view_generator
 from recon.loop import TrainingLoop, adam
 from recon.losses import image_loss, psnr
-from recon.material import MaterialMLP
+from recon.material import MaterialConfig, relu_mlp
 from recon.model import ReconstructionModel
+from render.sh import sh_basis
 from render.volume import composite, ray_samples, sdf_opacity
 
 
@@ -46,6 +49,9 @@ class VolumeConfig:
     """Random pixels of each view per step."""
     samples: int = 96
     """Points per ray, stratified over its segment inside the SDF box."""
+    view_degree: int = 1
+    """Spherical-harmonic degree of the colour's dependence on the view direction (0: none, at most 2).
+    Without it a rough metal, whose colour changes with the view, is placed at a wrong depth instead."""
     initial_sharpness: float = 20.0
     """1 / width (world units) of each surface's band along a ray at the start; learned from there."""
     mask_weight: float = 1.0
@@ -65,8 +71,8 @@ class VolumeModel(nn.Module):
     def __init__(self, model: ReconstructionModel, config: VolumeConfig, seed: int = 0):
         super().__init__()
         self.sdf = model.sdf
-        self.colour = MaterialMLP(model.config.material, model.config.sdf.bbox_min, model.config.sdf.bbox_max,
-                                  seed=seed + 7)  # fmt: skip
+        box = (model.config.sdf.bbox_min, model.config.sdf.bbox_max)
+        self.colour = RadianceField(model.config.material, *box, config.view_degree, seed + 7)
         self.log_sharpness = nn.Parameter(torch.tensor(math.log(config.initial_sharpness)))
 
     def forward(self, rays: Rays, eikonal_at: torch.Tensor | None = None):
@@ -79,13 +85,37 @@ class VolumeModel(nn.Module):
         )  # fmt: skip
         sdf = self.sdf.sdf(points.reshape(-1, 3)).reshape(points.shape[:2])
         middles = 0.5 * (points[:, :-1] + points[:, 1:])
-        colours = self.colour(middles.reshape(-1, 3)).base_color.reshape(*middles.shape[:2], 3)
+        colours = self.colour(middles, rays.directions)
         colour, coverage, _ = composite(sdf_opacity(sdf, self.log_sharpness.exp()), colours, rays.background)
         eikonal = None
         if eikonal_at is not None:
             spacing = float((self.sdf.upper - self.sdf.lower).min()) / 128
             eikonal = eikonal_loss(self.sdf.sdf, eikonal_at, step=spacing)
         return colour, coverage, eikonal
+
+
+class RadianceField(nn.Module):
+    """Linear colour in [0, 1] at points seen from unit directions: sigmoid(c_0(x) + sum_k c_k(x) Y_k(d) /
+    Y_0) over the real spherical harmonics Y_k of degree <= ``degree``, the coefficients from a hash grid
+    (``material.encoding``) and an MLP (``material.hidden_dim`` x ``material.n_hidden_layers``) over the
+    box [lower, upper]."""
+
+    def __init__(self, material: MaterialConfig, lower, upper, degree: int = 1, seed: int | None = None):
+        super().__init__()
+        self.register_buffer("lower", torch.tensor(lower, dtype=torch.float32))
+        self.register_buffer("upper", torch.tensor(upper, dtype=torch.float32))
+        self.terms = (degree + 1) ** 2
+        self.encoding = HashGridEncoding(material.encoding, seed=seed)
+        widths = [self.encoding.output_dim] + [material.hidden_dim] * material.n_hidden_layers
+        self.mlp = relu_mlp(widths + [3 * self.terms], seed)
+
+    def forward(self, points: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """points [R, S, 3] on rays of directions [R, 3] -> colours [R, S, 3]."""
+        x = ((points.reshape(-1, 3) - self.lower) / (self.upper - self.lower)).clamp(0, 1)
+        raw = self.mlp(self.encoding(x).to(self.mlp[0].weight.dtype))
+        raw = raw.reshape(*points.shape[:2], 3, self.terms)
+        basis = sh_basis(directions)[:, : self.terms]
+        return torch.sigmoid((raw * (basis / basis[:, :1])[:, None, None]).sum(-1))
 
 
 @dataclass

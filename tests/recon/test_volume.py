@@ -9,10 +9,11 @@ import torch
 from data.dataset import MultiViewDataset
 from geometry.distance import mesh_chamfer_distance
 from geometry.obj import read_obj
+from recon.material import MaterialConfig
 from recon.model import ModelConfig, ReconstructionModel
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.trainer import TrainConfig
-from recon.volume import VolumeConfig, VolumeWarmup, volume_checkpoint_dir
+from recon.volume import RadianceField, VolumeConfig, VolumeWarmup, volume_checkpoint_dir
 from render.light import EnvironmentLightConfig
 
 LIGHT = EnvironmentLightConfig(resolution=16)
@@ -72,3 +73,28 @@ def test_the_warm_up_resumes_exactly(scene, tmp_path, one_thread):
     second.fit(resume=False)
     for name, value in straight.sdf.state_dict().items():
         assert torch.equal(resumed.sdf.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize("degree", [0, 1])
+def test_the_colour_field_varies_with_the_view_only_to_its_degree(degree):
+    """Fitted to a colour that changes linearly with the view direction (a specular tint), the degree-1
+    field matches it; the degree-0 field gives every direction the same colour, so it is left with the
+    target's spread (each point is seen from 8 directions)."""
+    torch.manual_seed(0)
+    field = RadianceField(MaterialConfig(), (-1.0, -1.0, -1.0), (1.0, 1.0, 1.0), degree, seed=0)
+    points = (torch.rand(8, 1, 1, 3) * 2 - 1).expand(8, 8, 1, 3).reshape(64, 1, 3)  # each from 8 views
+    directions = torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
+    target = torch.sigmoid(0.3 + 1.5 * directions[:, :1]).expand(64, 3)[:, None]
+    optimizer = torch.optim.Adam(field.parameters(), lr=1e-2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        error = (field(points, directions) - target).abs().mean()
+        error.backward()
+        optimizer.step()
+    with torch.no_grad():
+        turned = field(points, -directions)
+        if degree == 0:
+            assert torch.allclose(turned, field(points, directions))
+            assert float(error) > 0.1, float(error)
+        else:
+            assert float(error) < 0.02, float(error)
