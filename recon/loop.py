@@ -184,7 +184,15 @@ class TrainingLoop:
         state = load_checkpoint(path, STATE_KEYS) if path is not None else newest_state(self.checkpoint_dir)
         if state is None:
             return False
-        self.load_state(state)
+        try:
+            self.load_state(state)
+        except (RuntimeError, ValueError, KeyError) as error:  # shapes, parameter groups or keys differ
+            where = path if path is not None else self.checkpoint_dir
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise CheckpointError(
+                f"{where}: a checkpoint of another model than this configuration's ({reason}); resume with "
+                "the configuration that wrote it, or move it away to start this phase afresh"
+            ) from None
         return True
 
     # ------------------------------------------------------------------------------------- the loop

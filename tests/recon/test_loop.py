@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from data.dataset import MultiViewDataset
-from recon.checkpoint import CheckpointError
+from recon.checkpoint import CheckpointError, save_checkpoint
 from recon.errors import Interrupted
 from recon.loop import newest_state, stop_signals
 from recon.model import ModelConfig, ReconstructionModel
@@ -178,3 +178,15 @@ def test_pruning_never_deletes_the_new_checkpoint_for_a_later_numbered_file(text
     loop = stage2(textured, dataset, tmp_path, 3, checkpoint_every=1, keep_checkpoints=1)
     loop.fit()
     assert sorted(p.name for p in loop.checkpoint_dir.glob("*.pt")) == ["step_3.pt", "step_99.pt"]
+
+
+def test_a_checkpoint_of_another_model_is_named_in_one_line(textured, dataset, tmp_path):
+    """A checkpoint whose tensors do not fit this configuration's model (say, another texture size) ends
+    with a CheckpointError naming the folder, not a traceback from load_state_dict."""
+    stage2(textured, dataset, tmp_path, steps=2).fit()
+    path = tmp_path / "checkpoints" / "stage2" / "step_2.pt"
+    state = torch.load(path, weights_only=False)
+    state["model"]["material.base_color"] = torch.zeros(1, 8, 8, 3)
+    save_checkpoint(path, state)
+    with pytest.raises(CheckpointError, match="stage2: a checkpoint of another model"):
+        stage2(textured, dataset, tmp_path, steps=4).restore()
