@@ -69,18 +69,35 @@ class MaterialSample:
         return iter(self.as_tuple())
 
 
-def relu_mlp(dims: list[int], seed: int | None = None) -> nn.Sequential:
-    """Linear layers of widths ``dims`` with ReLUs between them; ``seed`` makes the init reproducible."""
-    layers: list[nn.Module] = []
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-    return nn.Sequential(*layers[:-1])
+class HashGridMLP(nn.Module):
+    """An MLP (``config.hidden_dim`` x ``config.n_hidden_layers``, ReLU) over the hash-grid encoding
+    (``config.encoding``) of points in the box [lower, upper] (positions outside are clamped): the body of
+    :class:`MaterialMLP` and of the warm-up's colour field (recon.volume.RadianceField)."""
+
+    def __init__(
+        self, config: MaterialConfig, outputs: int, lower: tuple[float, float, float],
+        upper: tuple[float, float, float], seed: int | None = None,
+    ):  # fmt: skip
+        super().__init__()
+        self.register_buffer("lower", torch.tensor(lower, dtype=torch.float32))
+        self.register_buffer("upper", torch.tensor(upper, dtype=torch.float32))
+        self.encoding = HashGridEncoding(config.encoding, seed=seed)
+        dims = [self.encoding.output_dim] + [config.hidden_dim] * config.n_hidden_layers + [outputs]
+        layers: list[nn.Module] = []
+        with torch.random.fork_rng(devices=[]):  # a seed makes the layers' default init reproducible
+            if seed is not None:
+                torch.manual_seed(seed)
+            for a, b in zip(dims[:-1], dims[1:], strict=True):
+                layers += [nn.Linear(a, b), nn.ReLU()]
+        self.mlp = nn.Sequential(*layers[:-1])
+
+    def raw(self, points: torch.Tensor) -> torch.Tensor:
+        """points [P, 3] world -> the MLP's outputs [P, outputs]."""
+        x = ((points - self.lower) / (self.upper - self.lower)).clamp(0, 1)
+        return self.mlp(self.encoding(x).to(self.mlp[0].weight.dtype))
 
 
-class MaterialMLP(nn.Module):
+class MaterialMLP(HashGridMLP):
     """x (world) -> MaterialSample, over the box [lower, upper] (positions outside are clamped)."""
 
     normal_mode = "offset"
@@ -92,15 +109,10 @@ class MaterialMLP(nn.Module):
         upper: tuple[float, float, float] = (1.0, 1.0, 1.0),
         seed: int | None = None,
     ):
-        super().__init__()
-        self.config = config or MaterialConfig()
-        self.config.validate()
-        self.register_buffer("lower", torch.tensor(lower, dtype=torch.float32))
-        self.register_buffer("upper", torch.tensor(upper, dtype=torch.float32))
-        self.encoding = HashGridEncoding(self.config.encoding, seed=seed)
-        outputs = 8 if self.config.normal_perturbation else 5
-        dims = [self.encoding.output_dim] + [self.config.hidden_dim] * self.config.n_hidden_layers + [outputs]
-        self.mlp = relu_mlp(dims, seed)
+        config = config or MaterialConfig()
+        config.validate()
+        super().__init__(config, 8 if config.normal_perturbation else 5, lower, upper, seed)
+        self.config = config
         ranges = [self.config.base_color_range] * 3 + [
             self.config.roughness_range,
             self.config.metallic_range,
@@ -110,9 +122,7 @@ class MaterialMLP(nn.Module):
 
     def forward(self, points: torch.Tensor, uv: torch.Tensor | None = None) -> MaterialSample:
         """points [P, 3] world -> materials (``uv`` is ignored: the renderer's material signature)."""
-        points = points if self.config.position_gradient else points.detach()
-        x = ((points - self.lower) / (self.upper - self.lower)).clamp(0, 1)
-        raw = self.mlp(self.encoding(x).to(self.mlp[0].weight.dtype))
+        raw = self.raw(points if self.config.position_gradient else points.detach())
         values = self.low + self.span * torch.sigmoid(raw[:, :5])
         normal = torch.tanh(raw[:, 5:]) * self.config.max_normal_offset if raw.shape[1] > 5 else None
         return MaterialSample(values[:, :3], values[:, 3:4], values[:, 4:5], normal)

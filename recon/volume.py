@@ -26,12 +26,11 @@ from torch import nn
 
 from data.dataset import Batch, MultiViewDataset
 from data.images import linear_to_srgb
-from geometry.encoding import HashGridEncoding
 from geometry.regularizers import eikonal_loss, eikonal_points
 from recon.distributed import DistributedContext, view_generator
 from recon.loop import TrainingLoop, adam
 from recon.losses import image_loss, psnr
-from recon.material import MaterialConfig, relu_mlp
+from recon.material import HashGridMLP, MaterialConfig
 from recon.model import ReconstructionModel
 from render.sh import sh_basis
 from render.volume import composite, ray_samples, sdf_opacity
@@ -94,26 +93,18 @@ class VolumeModel(nn.Module):
         return colour, coverage, eikonal
 
 
-class RadianceField(nn.Module):
+class RadianceField(HashGridMLP):
     """Linear colour in [0, 1] at points seen from unit directions: sigmoid(c_0(x) + sum_k c_k(x) Y_k(d) /
-    Y_0) over the real spherical harmonics Y_k of degree <= ``degree``, the coefficients from a hash grid
-    (``material.encoding``) and an MLP (``material.hidden_dim`` x ``material.n_hidden_layers``) over the
-    box [lower, upper]."""
+    Y_0) over the real spherical harmonics Y_k of degree <= ``degree``, the coefficients from a
+    :class:`recon.material.HashGridMLP` with the material's settings."""
 
     def __init__(self, material: MaterialConfig, lower, upper, degree: int = 1, seed: int | None = None):
-        super().__init__()
-        self.register_buffer("lower", torch.tensor(lower, dtype=torch.float32))
-        self.register_buffer("upper", torch.tensor(upper, dtype=torch.float32))
+        super().__init__(material, 3 * (degree + 1) ** 2, lower, upper, seed)
         self.terms = (degree + 1) ** 2
-        self.encoding = HashGridEncoding(material.encoding, seed=seed)
-        widths = [self.encoding.output_dim] + [material.hidden_dim] * material.n_hidden_layers
-        self.mlp = relu_mlp(widths + [3 * self.terms], seed)
 
     def forward(self, points: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
         """points [R, S, 3] on rays of directions [R, 3] -> colours [R, S, 3]."""
-        x = ((points.reshape(-1, 3) - self.lower) / (self.upper - self.lower)).clamp(0, 1)
-        raw = self.mlp(self.encoding(x).to(self.mlp[0].weight.dtype))
-        raw = raw.reshape(*points.shape[:2], 3, self.terms)
+        raw = self.raw(points.reshape(-1, 3)).reshape(*points.shape[:2], 3, self.terms)
         basis = sh_basis(directions)[:, : self.terms]
         return torch.sigmoid((raw * (basis / basis[:, :1])[:, None, None]).sum(-1))
 
