@@ -19,7 +19,7 @@ import torch
 from data.cameras import Camera
 from data.colmap import is_colmap, load_colmap
 from data.distortion import undistort
-from data.errors import DatasetError
+from data.errors import DatasetError, warn
 from data.ground import Plane, Region, fit_ground_plane, object_region, region_transform
 from data.images import read_mask, read_rgba, resize_rgba, srgb_to_linear, warn_no_masks
 from data.llff import is_llff, load_llff
@@ -28,7 +28,7 @@ from data.nerf_synthetic import is_nerf_synthetic, load_nerf_synthetic
 from data.nerfstudio import is_nerfstudio, load_nerfstudio
 from data.normalization import SceneTransform, from_cameras, from_masks, from_points
 from data.orientation import estimate_up
-from data.scene import SceneData, check_split
+from data.scene import SceneData, check_files, check_split
 from data.sfm import ensure_poses, image_folder
 
 FORMATS = {  # name: (detect, load, whether the format needs a hold-out rule for its test split)
@@ -60,7 +60,7 @@ def load_scene(
     model that the next run reuses; ``force`` redoes it. ``mask_command``: for such a folder, a command
     that makes the missing masks (:func:`data.masks.make_masks`).
     """
-    root = Path(path)
+    root = Path(path).expanduser()
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
     detected = next((name for name, (detect, _, _) in FORMATS.items() if detect(root)), None)
@@ -79,7 +79,9 @@ def load_scene(
     if format not in FORMATS:
         raise DatasetError(f"{root}: unknown format '{format}' (known: {', '.join(FORMATS)})")
     _, load, holds_out = FORMATS[format]
-    return load(root, test_every=test_every) if holds_out else load(root)
+    scene = load(root, test_every=test_every) if holds_out else load(root)
+    check_files(scene)
+    return scene
 
 
 @dataclass
@@ -166,6 +168,9 @@ class MultiViewDataset(torch.utils.data.Dataset):
         images = [resize_rgba(image, target.width, target.height) for image in images]
         self.rgba = torch.from_numpy(np.stack(images))  # [N, H, W, 4] uint8
         self.has_masks = self.scene.mask_paths is not None or bool((self.rgba[..., 3] < 255).any())
+        if self.has_masks:
+            mask_files = self.scene.mask_paths or self.scene.image_paths
+            check_masks(self.rgba[..., 3], [mask_files[view] for view in views], self.scene.source)
         plane, region = (
             scene_ground(self.scene, self.bbox) if not self.has_masks or self.bbox else (None, None)
         )
@@ -271,6 +276,27 @@ class MultiViewDataset(torch.utils.data.Dataset):
         """Every view in order, one Batch each (validation / test)."""
         for view in range(len(self)):
             yield self.batch([view])
+
+
+def check_masks(alpha: torch.Tensor, files: list[Path], where: str) -> None:
+    """Masks [N, H, W] (uint8) that cannot be what the user meant: one warning line for views whose mask
+    covers the whole image (an image without alpha among masked ones: the background would be taken
+    for the object) and one for empty masks (the view shows no object); a DatasetError when every mask
+    is empty (nothing to reconstruct). ``files``: each view's mask (or RGBA image) file."""
+    empty = (alpha.flatten(1).amax(1) == 0).tolist()
+    full = (alpha.flatten(1).amin(1) == 255).tolist()
+    if all(empty):
+        raise DatasetError(f"{where}: every mask is empty (alpha 0 everywhere in {files[0].name} and the "
+                           "others): there is no object to reconstruct")  # fmt: skip
+    for flags, problem in (
+        (full, "covers the whole image (no transparent pixel, unlike the other views' masks): the background "
+         "is taken for the object"),
+        (empty, "is empty (alpha 0 everywhere): the view shows no object"),
+    ):  # fmt: skip
+        flagged = [file for file, flag in zip(files, flags, strict=True) if flag]
+        if flagged:
+            more = f" (and {len(flagged) - 1} more views)" if len(flagged) > 1 else ""
+            warn(f"{flagged[0]}: the mask {problem}{more}")
 
 
 def scene_ground(scene: SceneData, bbox=None) -> tuple[Plane | None, Region | None]:

@@ -70,6 +70,19 @@ def read_rgba(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def exif_orientation(path: str | os.PathLike) -> int | None:
+    """The EXIF Orientation tag of an image file (1-8; 6 and 8: the pixels are stored turned by 90 degrees,
+    as phones store portrait shots), or None when the file has none or is not readable."""
+    from PIL import Image  # imageio's own decoder: always installed with it
+
+    try:
+        with Image.open(path) as image:
+            value = image.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - no EXIF to read is the same as no tag
+        return None
+    return int(value) if isinstance(value, int) else None
+
+
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """A mask image as uint8 [H, W] (its alpha if it has one that is not opaque, else its first channel)."""
     rgba = read_rgba(path)

@@ -17,7 +17,7 @@ import torch
 from data.cameras import Camera
 from data.errors import DatasetError
 from data.images import IMAGE_SUFFIXES, write_image
-from data.scene import SceneData, holdout_splits, image_size
+from data.scene import SceneData, check_rotation, holdout_splits, image_size
 
 
 def is_llff(root: Path) -> bool:
@@ -47,6 +47,12 @@ def load_llff(root: str | os.PathLike, test_every: int = 8, images_dir: str = "i
     if len(images) != len(data):
         raise DatasetError(f"{root / images_dir}: {len(images)} images for {len(data)} poses")
     poses = data[:, :15].reshape(-1, 3, 5)
+    for view, pose in enumerate(poses):
+        check_rotation(pose[:, :3], f"{path} row {view}")
+        if not (pose[:, 4] > 0).all():
+            raise DatasetError(
+                f"{path} row {view}: height, width and focal {pose[:, 4].tolist()} must be > 0"
+            )
     width, height = image_size(images[0])
     pose_height, pose_width, focal = poses[0, :, 4]
     scale = width / pose_width

@@ -21,7 +21,16 @@ from data.distortion import Distortion
 from data.errors import DatasetError
 from data.files import write_text_atomic
 from data.images import resolve_image, write_image
-from data.scene import SceneData, as_matrix, holdout_splits, image_size, parse_intrinsics, read_json, require
+from data.scene import (
+    SceneData,
+    as_matrix,
+    holdout_splits,
+    image_size,
+    number,
+    parse_intrinsics,
+    read_json,
+    require,
+)
 
 CAMERA_MODELS = ("PINHOLE", "OPENCV")
 
@@ -52,13 +61,17 @@ def load_nerfstudio(root: str | os.PathLike, test_every: int = 8) -> SceneData:
                 f"{where}: unsupported camera_model '{model}' (supported: {', '.join(CAMERA_MODELS)})"
             )
         image = resolve_image(root / str(require(frame, "file_path", where)))
-        size = (int(get("w")), int(get("h"))) if get("w") and get("h") else image_size(image)
+        size = (
+            (number(get("w"), "w", where, int), number(get("h"), "h", where, int))
+            if get("w") and get("h")
+            else image_size(image)
+        )
         rows.append(parse_intrinsics(get, size, where))
         c2w.append(as_matrix(require(frame, "transform_matrix", where), where))
         images.append(image)
         mask = frame.get("mask_path")
         masks.append(resolve_image(root / str(mask)) if mask else None)
-        coefficients = [float(get(k) or 0.0) for k in ("k1", "k2", "p1", "p2")]
+        coefficients = [number(get(k) or 0.0, k, where) for k in ("k1", "k2", "p1", "p2")]
         distortion.append(Distortion(*coefficients) if model == "OPENCV" and any(coefficients) else None)
     sizes = {(r[4], r[5]) for r in rows}
     if len(sizes) > 1:

@@ -74,7 +74,30 @@ def as_matrix(value, where: str) -> np.ndarray:
         raise DatasetError(f"{where}: transform must be 4x4, got shape {list(matrix.shape)}")
     if not np.isfinite(matrix).all():
         raise DatasetError(f"{where}: transform has non-finite values")
+    check_rotation(matrix[:3, :3], where)
     return matrix
+
+
+def check_rotation(rotation: np.ndarray, where: str) -> None:
+    """A camera's axes [3, 3] (the columns of its camera-to-world rotation) must span space: a zero or
+    rank-deficient rotation has no inverse and no viewing direction."""
+    singular = np.linalg.svd(np.asarray(rotation, dtype=np.float64), compute_uv=False)
+    if singular[0] == 0 or singular[-1] < 1e-6 * singular[0]:
+        rank = int((singular > 1e-6 * max(singular[0], 1e-300)).sum())
+        raise DatasetError(
+            f"{where}: the camera's rotation is degenerate (rank {rank} of 3); expected a rotation"
+        )
+
+
+def number(value, key: str, where: str, kind: type = float):
+    """``value`` as a finite ``kind`` (float or int); a string, list or other non-number names ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DatasetError(f"{where}: '{key}' must be a number, got {value!r}")
+    if kind is int:
+        if value != int(value):
+            raise DatasetError(f"{where}: '{key}' must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -99,6 +122,31 @@ def holdout_splits(n: int, test_every: int) -> dict[str, list[int]]:
     return {"train": train, "val": test, "test": test}
 
 
+def held_out_split(splits: dict[str, list[int]]) -> str | None:
+    """The split the evaluation renders: ``test``, else ``val``, else None (every view trains)."""
+    return next((name for name in ("test", "val") if splits.get(name)), None)
+
+
+def check_files(scene: SceneData) -> None:
+    """Every view's image (and mask) of every split exists and has the cameras' size, read from the file
+    headers only: a bad test image ends the run before training, not after it."""
+    expected = (scene.cameras.width, scene.cameras.height)
+    for view, path in enumerate(scene.image_paths):
+        size = image_size(path)
+        if size != expected:
+            raise DatasetError(
+                f"{path}: image is {size[0]}x{size[1]}, expected {expected[0]}x{expected[1]} like the other "
+                f"views{_split_of(scene, view)}"
+            )
+        if scene.mask_paths is not None and image_size(scene.mask_paths[view]) != size:
+            raise DatasetError(f"{scene.mask_paths[view]}: mask size differs from its image {path.name}")
+
+
+def _split_of(scene: SceneData, view: int) -> str:
+    names = [name for name, views in scene.splits.items() if view in views]
+    return f" (split {', '.join(names)})" if names else ""
+
+
 def check_split(splits: dict[str, list[int]], name: str, where: str) -> list[int]:
     views = splits.get(name, [])
     if not views:
@@ -116,20 +164,28 @@ def parse_intrinsics(get, size: tuple[int, int], where: str) -> tuple[float, flo
     """(fx, fy, cx, cy, width, height) from transforms-style keys, ``get(key)`` giving the frame's value or
     the global one: ``w``/``h`` (else ``size``), ``fl_x`` or ``camera_angle_x``, ``fl_y`` or
     ``camera_angle_y`` (else fx), ``cx``/``cy`` (else the image centre)."""
-    width = int(get("w") or size[0])
-    height = int(get("h") or size[1])
-    if get("fl_x") is not None:
-        fx = float(get("fl_x"))
-    elif get("camera_angle_x") is not None:
-        fx = focal_from_fov(float(get("camera_angle_x")), width, where)
+
+    def value(key: str, kind: type = float):
+        found = get(key)
+        return None if found is None else number(found, key, where, kind)
+
+    width = value("w", int) or size[0]
+    height = value("h", int) or size[1]
+    if value("fl_x") is not None:
+        fx = value("fl_x")
+    elif value("camera_angle_x") is not None:
+        fx = focal_from_fov(value("camera_angle_x"), width, where)
     else:
         raise DatasetError(f"{where}: missing 'camera_angle_x' (or 'fl_x')")
-    if get("fl_y") is not None:
-        fy = float(get("fl_y"))
-    elif get("camera_angle_y") is not None:
-        fy = focal_from_fov(float(get("camera_angle_y")), height, where)
+    if value("fl_y") is not None:
+        fy = value("fl_y")
+    elif value("camera_angle_y") is not None:
+        fy = focal_from_fov(value("camera_angle_y"), height, where)
     else:
         fy = fx
-    cx = float(get("cx")) if get("cx") is not None else width / 2
-    cy = float(get("cy")) if get("cy") is not None else height / 2
+    if fx <= 0 or fy <= 0 or width <= 0 or height <= 0:
+        raise DatasetError(f"{where}: focal lengths and image size must be positive, got fx={fx}, fy={fy}, "
+                           f"{width}x{height}")  # fmt: skip
+    cx = value("cx") if value("cx") is not None else width / 2
+    cy = value("cy") if value("cy") is not None else height / 2
     return fx, fy, cx, cy, width, height

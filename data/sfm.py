@@ -11,6 +11,7 @@ poses are missing (``pip install pycolmap``; CPU wheels).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -23,14 +24,17 @@ import torch
 
 from data.cameras import OPENCV_TO_OPENGL, Camera
 from data.colmap import find_model
-from data.errors import DatasetError
+from data.errors import DatasetError, warn
+from data.files import write_text_atomic
 from data.ground import fit_ground_plane, plane_basis
-from data.images import IMAGE_SUFFIXES
+from data.images import IMAGE_SUFFIXES, exif_orientation
 from data.normalization import look_at_point
 from data.orientation import estimate_up
 from data.scene import image_size
 
 SFM_MODES = ("auto", "force", "off")
+PHOTOS_RECORD = "photos.json"
+"""In ``<root>/sfm/``: the photos (name: bytes) SfM made the model from, to notice added or removed ones."""
 MIN_REGISTERED = 0.5
 """SfM fails when it registers fewer than this fraction of the images (or fewer than 3)."""
 
@@ -182,7 +186,31 @@ def run_sfm(root: str | os.PathLike, progress: bool = True, max_image_size: int 
         )
     _align(best, pycolmap)
     _write_model(best, root / "sparse" / "0", work)
+    photos = {name: (folder / name).stat().st_size for name in names}
+    write_text_atomic(work / PHOTOS_RECORD, json.dumps({"photos": photos}, indent=1))
     return root
+
+
+def photos_changed(root: Path) -> str | None:
+    """How the photos differ from those SfM made ``root``'s model from (added, removed or replaced ones,
+    by name and file size, as recorded in ``sfm/photos.json``); None when they do not, or when the model
+    was not made here (no record)."""
+    record, folder = root / "sfm" / PHOTOS_RECORD, image_folder(root)
+    if not record.is_file() or find_model(root) is None:
+        return None
+    try:
+        made = dict(json.loads(record.read_text())["photos"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    now = {name: (folder / name).stat().st_size for name in list_images(folder)} if folder else {}
+    groups = {
+        "added": sorted(set(now) - set(made)),
+        "removed": sorted(set(made) - set(now)),
+        "replaced": sorted(name for name in now if name in made and now[name] != made[name]),
+    }
+    parts = [f"{len(names)} {what} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+             for what, names in groups.items() if names]  # fmt: skip
+    return "; ".join(parts) or None
 
 
 def _check_images(folder: Path, names: list[str]) -> None:
@@ -192,6 +220,14 @@ def _check_images(folder: Path, names: list[str]) -> None:
         sizes.setdefault(image_size(folder / name), name)
     if len(sizes) > 1:
         (first, a), (second, b) = list(sizes.items())[:2]
+        tags = [exif_orientation(folder / name) for name in (b, a)]
+        if any(tags) or first == second[::-1]:
+            described = [f"EXIF orientation {tag}" if tag else "no EXIF orientation" for tag in tags]
+            raise DatasetError(
+                f"{folder / b}: image is {second[0]}x{second[1]} ({described[0]}), but {a} is "
+                f"{first[0]}x{first[1]} ({described[1]}); portrait and landscape shots are not combined yet: "
+                "use photos of one orientation (or turn the pixels of all to one)"
+            )
         raise DatasetError(
             f"{folder / b}: image is {second[0]}x{second[1]}, but {a} is {first[0]}x{first[1]}; SfM here "
             "takes photos of one size (one camera)"
@@ -252,8 +288,18 @@ def _write_model(model, target: Path, work: Path) -> None:
 
 def ensure_poses(root: str | os.PathLike, mode: str = "auto", has_other_format: bool = False,
                  progress: bool = True) -> Path:  # fmt: skip
-    """``root``, with a COLMAP model made by :func:`run_sfm` first when :func:`needs_sfm` says so."""
+    """``root``, with a COLMAP model made by :func:`run_sfm` first when :func:`needs_sfm` says so, or again
+    when the photos changed since it was made (:func:`photos_changed`; with ``mode="off"`` one warning
+    line instead: a resumed run keeps its poses)."""
     root = Path(root)
     if needs_sfm(root, mode, has_other_format):
         run_sfm(root, progress)
+        return root
+    change = None if has_other_format else photos_changed(root)
+    if change and mode == "auto":
+        print(f"{root}: the photos changed since SfM made sparse/0 ({change}); running SfM again", flush=True)
+        run_sfm(root, progress)
+    elif change:
+        warn(f"{root / 'sparse' / '0'}: made by SfM before the photos changed ({change}); used as it is "
+             "(dataset.sfm=force makes it again)")  # fmt: skip
     return root

@@ -14,7 +14,7 @@ from data.dataset import MultiViewDataset
 from data.normalization import SceneTransform
 from data.orientation import Z_UP, rotation_to_z_up
 from geometry.obj import read_obj
-from recon.checkpoint import CheckpointError
+from recon.errors import AssetError
 from recon.texture_material import TextureMaterial
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.occlusion import vertex_occlusion
@@ -52,9 +52,12 @@ def load_asset(folder: Path, light_resolution: int, up=Z_UP, turn: torch.Tensor 
     axis, the probe's pole. ``turn`` [3, 3]: the light is wanted in the world rotated by it (the mesh
     stays as written). When the asset has occlusion baked, the mesh's own (render.occlusion, which the
     bake was made of) shades it, as a glTF viewer applies ``occlusionTexture``."""
+    for name in ("mesh.obj", "probe.hdr"):
+        if not (folder / name).is_file():
+            raise AssetError(f"{folder / name}: not found (the asset is incomplete)")
     mesh = read_obj(folder / "mesh.obj")
     if mesh.uv is None:
-        raise CheckpointError(f"{folder / 'mesh.obj'}: no texture coordinates")
+        raise AssetError(f"{folder / 'mesh.obj'}: no texture coordinates")
     light = EnvironmentLight.from_file(
         folder / "probe.hdr", EnvironmentLightConfig(resolution=light_resolution),
         rotation=(rotation_to_z_up(up) if turn is None else rotation_to_z_up(up) @ turn.double().T).float(),

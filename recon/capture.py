@@ -32,8 +32,9 @@ from data.nerf_synthetic import load_nerf_synthetic, write_nerf_synthetic
 from data.scene import SceneData, holdout_splits
 from geometry.obj import read_obj, write_obj
 from recon.asset import asset_dataset, load_asset
-from recon.evaluate import evaluate_asset, load_run, load_up
+from recon.evaluate import evaluate_asset, load_run
 from recon.metrics import surface_metrics
+from recon.run_folder import load_up
 from recon.synthetic import SyntheticConfig, build_object, procedural_sky
 from render.background import GroundPlane, environment_radiance
 from render.camera import look_at

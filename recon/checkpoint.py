@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -16,10 +17,20 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves a
     half-written checkpoint in place of the previous one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            torch.save(state, handle)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:  # a read-only folder, a full disk (torch wraps the OSError)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[-1]
+        raise CheckpointError(
+            f"{path}: cannot write the checkpoint ({reason}); the earlier ones are kept: free disk space or "
+            "make the folder writable, then resume"
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:

@@ -7,9 +7,12 @@ holds presets.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from data.dataset import FORMATS
 from data.scene import SceneData
@@ -176,7 +179,12 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("dataset.synthetic.light_resolution", lambda v: v >= 8, "a cube-map size >= 8"),
     ("dataset.synthetic.fov_degrees", lambda v: 0 < v < 180, "an angle in (0, 180) degrees"),
     ("dataset.synthetic.distance", lambda v: v > 1, "a distance > 1 (object radii)"),
-    ("model.light.resolution", lambda v: v >= 8, "a cube-map size >= 8"),
+    ("model.light.resolution", _power_of_two, "a power of two >= 8 (the cube map's mip chain)"),
+    (
+        "model.grid.resolution",
+        lambda v: v >= 8,
+        "a grid size >= 8 (cells per axis; coarser misses the shape)",
+    ),
     ("model.light.diffuse", lambda v: v in DIFFUSE_MODELS, f"one of {', '.join(DIFFUSE_MODELS)}"),
     ("render_backend", lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     ("device", lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
@@ -201,5 +209,51 @@ def validate(config: Config) -> None:
     fine_grid(config.train, config.model.grid)
 
 
+def leaf_values(config: Config | DictConfig) -> dict[str, object]:
+    """Every leaf value of a configuration by its dotted key (``train.steps``); lists are leaves and
+    interpolations stay unresolved."""
+    node = config if isinstance(config, DictConfig) else OmegaConf.structured(config)
+    leaves: dict[str, object] = {}
+
+    def walk(value, prefix: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{prefix}{key}.")
+        else:
+            leaves[prefix[:-1]] = value
+
+    walk(OmegaConf.to_container(node, resolve=False), "")
+    return leaves
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """The typed configuration of a composed Hydra config, with a :class:`ConfigError` (one line) for a key
+    the schema does not have (Hydra accepts ``+train.stepz=5``), a value a preset requires that the
+    command line did not give (``${required:...}`` in the preset) or any other missing value."""
+    known = leaf_values(Config())
+    for key in leaf_values(cfg):
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{key}: unknown key{hint}; python train.py --help lists every key")
+    try:
+        return OmegaConf.to_object(cfg)
+    except InterpolationResolutionError as error:
+        cause = error
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__context__
+        raise (cause or ConfigError(str(error).splitlines()[0])) from None
+    except MissingMandatoryValue as error:
+        raise ConfigError(f"{error.full_key}: a value is required (set {error.full_key}=...)") from None
+
+
+def _required(message: str) -> str:
+    """``${required:"what to set"}`` in a preset: the value the user must give on the command line."""
+    raise ConfigError(message)
+
+
 def register() -> None:
+    """The schema as Hydra's ``base_config``, and the ``required`` resolver presets use."""
     ConfigStore.instance().store(name="base_config", node=Config)
+    if not OmegaConf.has_resolver("required"):
+        OmegaConf.register_new_resolver("required", _required)

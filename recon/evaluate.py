@@ -12,19 +12,18 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from data.dataset import MultiViewDataset
 from data.files import write_text_atomic
 from data.images import linear_to_srgb, to_uint8, write_image
-from data.normalization import SceneTransform
 from data.orientation import Z_UP
+from data.scene import held_out_split
 from geometry.obj import read_obj
 from recon.asset import Asset, asset_dataset, load_asset
 from recon.backdrop import load_ground
-from recon.checkpoint import CheckpointError
 from recon.config import Config
+from recon.errors import RunFolderError
 from recon.material_eval import (
     MATERIAL_FILE,
     ReferenceMaterial,
@@ -35,53 +34,30 @@ from recon.material_eval import (
 from recon.metrics import image_psnr, image_ssim, surface_metrics
 from recon.procedural import relight_sky
 from recon.relight_eval import relight_mitsuba, relight_ours, relight_root
-from recon.scene import build_scene
+from recon.run_folder import load_config, load_up
+from recon.scene import build_scene, dataset_root
 from render.background import Backdrop
 from render.envmap import latlong_directions
 from render.hdr import write_hdr
 from render.renderer import render_views
 
 
-def save_transform(path: Path, transform: SceneTransform) -> None:
-    data = {
-        "offset": transform.offset.tolist(),
-        "scale": transform.scale,
-        "method": transform.method,
-        "up": list(transform.up),
-        "up_source": transform.up_source,
-        "note": "normalized = (world - offset) * scale; mesh.glb maps 'up' to glTF +Y and probe.hdr has it "
-        "as its pole (+Z); mesh.obj stays in the dataset's world frame (the same frame when up is +Z)",
-    }
-    write_text_atomic(path, json.dumps(data, indent=2))
-
-
 def reference_mesh(config: Config, run_dir: Path) -> Path | None:
-    root = Path(config.dataset.path) if config.dataset.path else run_dir / "synthetic"
-    path = root / "gt_mesh.obj"
+    path = dataset_root(config, run_dir) / "gt_mesh.obj"
     return path if path.is_file() else None
 
 
 def load_run(run_dir: Path) -> tuple[Config, Path]:
-    """A run folder's resolved config and its final asset folder (``mesh/``, else ``stage1_mesh/``)."""
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise CheckpointError(f"{config_path}: not a run folder (no config.yaml)")
-    config: Config = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(config_path))
-    )
+    """A run folder's configuration (as its resumes left it) and its final asset folder (``mesh/``, else
+    ``stage1_mesh/``)."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
     folder = next(
         (run_dir / name for name in ("mesh", "stage1_mesh") if (run_dir / name / "mesh.obj").is_file()), None
     )
     if folder is None:
-        raise CheckpointError(f"{run_dir}: no exported asset (mesh/ or stage1_mesh/) to evaluate")
+        raise RunFolderError(f"{run_dir}: no exported asset (mesh/ or stage1_mesh/) to evaluate")
     return config, folder
-
-
-def load_up(run_dir: Path) -> tuple[tuple[float, float, float], str]:
-    """The world's up axis recorded in ``scene_transform.json`` (+Z for runs that predate it)."""
-    path = run_dir / "scene_transform.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    return tuple(data.get("up", (0.0, 0.0, 1.0))), data.get("up_source", "+Z by convention")
 
 
 def evaluate_asset(
@@ -123,7 +99,9 @@ def evaluate(
     run_dir = Path(run_dir)
     config, folder = load_run(run_dir)
     scene = build_scene(config, run_dir, sfm="off")
-    split = "test" if scene.splits.get("test") else "val"
+    split = held_out_split(scene.splits)
+    if split is None:
+        raise RunFolderError(f"{scene.source}: no test or val views to evaluate the asset on")
     dataset = asset_dataset(scene, split, config.dataset.downscale_for(scene))
     views = range(len(dataset)) if not max_views else range(min(max_views, len(dataset)))
     backdrop = None
@@ -150,7 +128,7 @@ def evaluate(
             )
         )
         metrics["reference_mesh"] = str(gt)
-    root = Path(config.dataset.path) if config.dataset.path else run_dir / "synthetic"
+    root = dataset_root(config, run_dir)
     metrics.update(
         evaluate_materials(
             run_dir, folder, asset, root, gt, config, dataset, config.dataset.downscale_for(scene),

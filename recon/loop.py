@@ -310,9 +310,12 @@ class TrainingLoop:
         except KeyboardInterrupt as error:  # a second signal, or one without our handler: mid-step
             if getattr(error, "checkpointed", False):
                 raise
+            newest = checkpoints_newest_first(self.checkpoint_dir) if self.context.is_main else []
+            kept = (
+                f"{newest[0]} is the newest checkpoint" if newest else "no checkpoint of it was written yet"
+            )
             raise Interrupted(
-                f"{error or 'interrupted'} in {self.name} during step {self.step + 1}; the newest checkpoint "
-                f"in {self.checkpoint_dir} is kept"
+                f"{error or 'interrupted'} in {self.name} during step {self.step + 1}; {kept}"
             ) from None
         finally:
             bar.close()

@@ -59,9 +59,16 @@ def render_turntable(
     (the map, as a camera sees it) or "white". Everything happens in the upright frame (the world's
     ``up`` along +Z, as the map's pole and Blender's import have it)."""
     folder, out_dir = Path(folder), Path(out_dir)
+    if frames < 1 or size < 8 or samples < 1:
+        raise ValueError(f"frames={frames}, size={size}, samples={samples}: expected frames >= 1, size >= 8 "
+                         "pixels and samples >= 1")  # fmt: skip
+    if background not in ("environment", "white"):
+        raise ValueError(f"background={background!r}: expected environment or white")
+    light = EnvironmentLight.from_file(
+        environment, EnvironmentLightConfig(resolution=128)
+    )  # a bad map: at once
     asset = load_asset(folder, 64)
     asset = asset._replace(vertices=asset.vertices @ rotation_to_z_up(up).float().T)
-    light = EnvironmentLight.from_file(environment, EnvironmentLightConfig(resolution=128))
     cameras = turntable_cameras(asset.vertices, frames, size)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

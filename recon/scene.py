@@ -12,6 +12,11 @@ from recon.distributed import DistributedContext
 from recon.synthetic import make_synthetic_scene
 
 
+def dataset_root(config: Config, run_dir: Path) -> Path:
+    """The folder of the run's dataset: ``dataset.path``, or the built-in scene's ``<run dir>/synthetic``."""
+    return Path(config.dataset.path).expanduser() if config.dataset.path else Path(run_dir) / "synthetic"
+
+
 def build_scene(
     config: Config, run_dir: Path, context: DistributedContext | None = None, sfm: str | None = None
 ) -> SceneData:
@@ -23,12 +28,10 @@ def build_scene(
     sfm = sfm or data.sfm
     if data.path:  # rank 0 runs SfM when it is needed; the others then find its model
         if context.is_main:
-            scene = load_scene(data.path, data.format, data.test_every, data.sfm)
+            scene = load_scene(data.path, data.format, data.test_every, sfm, mask_command=data.mask_command)
         context.barrier()
         if not context.is_main:
-            scene = load_scene(
-                data.path, data.format, data.test_every, "off" if data.sfm == "force" else data.sfm
-            )
+            scene = load_scene(data.path, data.format, data.test_every, "off", progress=False)
         return scene
     folder = run_dir / "synthetic"
     if context.is_main and not (folder / "transforms_train.json").is_file():

@@ -11,6 +11,7 @@ from torch import nn
 
 from data.images import srgb_to_linear
 from recon.bake import Textures
+from recon.errors import AssetError
 from recon.material import MaterialConfig
 from render.raster import texture
 
@@ -56,7 +57,14 @@ class TextureMaterial(nn.Module):
         folder = Path(folder)
 
         def read(name: str) -> torch.Tensor:
-            image = torch.from_numpy(np.asarray(iio.imread(folder / name))).float() / 255
+            try:
+                image = torch.from_numpy(np.asarray(iio.imread(folder / name))).float() / 255
+            except FileNotFoundError:
+                raise AssetError(f"{folder / name}: texture not found (the asset is incomplete)") from None
+            except Exception as error:  # noqa: BLE001 - any decoder failure is a bad file
+                raise AssetError(
+                    f"{folder / name}: cannot decode the texture ({type(error).__name__})"
+                ) from None
             return torch.flip(image if image.dim() == 3 else image[..., None], dims=[0])  # v = 0 at row 0
 
         base = srgb_to_linear(read("texture_kd.png")[..., :3])

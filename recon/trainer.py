@@ -80,8 +80,13 @@ class TrainConfig:
     keep_checkpoints: int = 3
     """Keep the newest this many checkpoints of each stage (0: all)."""
     resume: bool = False
-    """Continue the run in the output folder from where it stopped: stage 1, stage 2, export or
-    evaluation; finished work is not redone."""
+    """Continue the run in the output folder (hydra.run.dir) from where it stopped: stage 1, stage 2,
+    export or evaluation; finished work is not redone. The run's own config.yaml is reloaded: other
+    values on the command line are taken only where they cannot change what was trained (more steps,
+    logging, checkpoints, a phase not yet done); anything else is refused."""
+    overwrite: bool = False
+    """Start a new run in a folder that holds an earlier run's results, deleting that run first (the whole
+    folder's content, once the new run's dataset has loaded); without it such a folder is refused."""
     progress: bool = True
     occlusion: bool = True
     """Shade with the ambient occlusion of the mesh (render.occlusion), recomputed every

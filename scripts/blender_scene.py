@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recon.asset import asset_dataset  # noqa: E402
 from recon.blender import require_bpy  # noqa: E402
-from recon.evaluate import load_run, load_up  # noqa: E402
+from recon.evaluate import load_run  # noqa: E402
+from recon.run_folder import load_up  # noqa: E402
 from scripts.cli import run  # noqa: E402
 
 

@@ -20,10 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.errors import DatasetError  # noqa: E402
 from recon import mitsuba  # noqa: E402
-from recon.checkpoint import CheckpointError  # noqa: E402
 from recon.evaluate import evaluate  # noqa: E402
+from scripts.cli import run  # noqa: E402
 
 
 def main() -> int:
@@ -52,16 +51,15 @@ def main() -> int:
             "evaluate.py: --mitsuba needs the mitsuba package (pip install -e '.[mitsuba]')", file=sys.stderr
         )
         return 1
-    try:
+
+    def evaluate_run() -> None:
         metrics = evaluate(
             args.run_dir, args.max_views, args.reference_material, args.mitsuba, args.relight_env,
             args.mitsuba_views, args.mitsuba_samples,
         )  # fmt: skip
-    except (DatasetError, CheckpointError, ValueError) as error:
-        print(f"evaluate.py: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(metrics, indent=2))
-    return 0
+        print(json.dumps(metrics, indent=2))
+
+    return run("evaluate.py", evaluate_run)
 
 
 if __name__ == "__main__":

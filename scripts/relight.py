@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon.evaluate import load_run, load_up  # noqa: E402
+from recon.evaluate import load_run  # noqa: E402
 from recon.relight import render_turntable  # noqa: E402
+from recon.run_folder import load_up  # noqa: E402
 from scripts.cli import run  # noqa: E402
 
 

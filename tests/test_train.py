@@ -123,11 +123,25 @@ def test_missing_dataset(tmp_path):
     assert "train.py: /nonexistent/scene: dataset folder not found" in error
 
 
+def compose_config(*overrides: str):
+    """The configuration ``python train.py *overrides`` runs with (Hydra's composition, in-process)."""
+    from hydra import compose, initialize_config_dir
+
+    from recon.config import register, to_config
+
+    register()
+    with initialize_config_dir(str(ROOT / "configs"), version_base=None):
+        return to_config(compose(config_name="config", overrides=list(overrides)))
+
+
 def test_resume_from_a_corrupt_checkpoint_keeps_it(tmp_path):
+    from recon.run_folder import write_config
+
+    write_config(tmp_path, compose_config(*TINY, *TINY_SYNTHETIC))
     checkpoint = tmp_path / "checkpoints" / "step_5.pt"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"garbage")
-    error = one_line_error(train(tmp_path, "train.resume=true", *TINY, *TINY_SYNTHETIC))
+    error = one_line_error(train(tmp_path, "train.resume=true"))
     assert "step_5.pt: corrupt checkpoint" in error
     assert checkpoint.read_bytes() == b"garbage"
 
@@ -232,5 +246,5 @@ def test_a_new_run_refuses_to_start_over_an_earlier_ones_checkpoints(tmp_path):
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"an earlier run")
     error = one_line_error(train(tmp_path, *TINY, *TINY_SYNTHETIC))
-    assert "holds the checkpoints of an earlier run; continue it with train.resume=true" in error
+    assert "holds an earlier run (checkpoints); continue it with train.resume=true" in error
     assert checkpoint.read_bytes() == b"an earlier run"

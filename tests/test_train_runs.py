@@ -129,10 +129,12 @@ def asset_files(run_dir: Path) -> dict[str, bytes]:
 
 
 def test_killed_in_stage_2_resumes_to_the_same_asset(tmp_path):
-    """SIGKILL (no chance to save) in stage 2, then `train.resume=true`: stage 1 and its export are not
-    redone, stage 2 continues from its newest checkpoint (a truncated newer one is named and skipped),
-    and the final asset equals an uninterrupted run's byte for byte (one thread: bitwise reproducible).
-    Resuming a finished run redoes nothing; one stopped in evaluation only evaluates."""
+    """SIGKILL (no chance to save) in stage 2 of a run with non-default settings, then the README's
+    `python train.py hydra.run.dir=RUN train.resume=true` (none of those settings repeated): stage 1 and
+    its export are not redone, stage 2 continues from its newest checkpoint (a truncated newer one is named
+    and skipped), and the final asset equals an uninterrupted run's byte for byte (one thread: bitwise
+    reproducible); config.yaml is the start's. Resuming a finished run redoes nothing; one stopped in
+    evaluation only evaluates."""
     arguments = [*TINY, *TINY_SYNTHETIC, "train.steps=4", "stage2.steps=150", "train.checkpoint_every=5"]
     straight = train(tmp_path / "straight", *arguments, threads=1)
     assert straight.returncode == 0, straight.stderr[-2000:]
@@ -148,14 +150,18 @@ def test_killed_in_stage_2_resumes_to_the_same_asset(tmp_path):
     assert not (run_dir / "mesh").exists()
     stage1_asset = {path.name: path.stat().st_mtime_ns for path in (run_dir / "stage1_mesh").iterdir()}
     stage1_checkpoint = (run_dir / "checkpoints" / "step_4.pt").stat().st_mtime_ns
+    started_with = (run_dir / "config.yaml").read_bytes()
     stage2_dir = run_dir / "checkpoints" / "stage2"
     newest = max(stage2_dir.glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
     (stage2_dir / "step_149.pt").write_bytes(newest.read_bytes()[:5000])  # a truncated newer checkpoint
-    resumed = train(run_dir, *arguments, "train.resume=true", threads=1)
+    resumed = train(
+        run_dir, "train.resume=true", threads=1
+    )  # as the README writes it: the run's own settings
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"warning: {stage2_dir / 'step_149.pt'}: corrupt checkpoint" in resumed.stderr
     assert (stage2_dir / "step_149.pt").stat().st_size == 5000  # kept, not deleted
     assert asset_files(run_dir) == asset_files(tmp_path / "straight")
+    assert (run_dir / "config.yaml").read_bytes() == started_with
     assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "stage1_mesh").iterdir()} == stage1_asset
     assert (run_dir / "checkpoints" / "step_4.pt").stat().st_mtime_ns == stage1_checkpoint
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -170,7 +176,7 @@ def test_killed_in_stage_2_resumes_to_the_same_asset(tmp_path):
     del progress["finished"]["metrics"]  # as if stopped during the evaluation
     (run_dir / "progress.json").write_text(json.dumps(progress))
     (run_dir / "metrics.json").unlink()
-    again = train(run_dir, *arguments, "train.resume=true", threads=1)
+    again = train(run_dir, *arguments, "train.resume=true", threads=1)  # the same settings again: accepted
     assert again.returncode == 0, again.stderr[-2000:]
     assert dict(
         json.loads((run_dir / "metrics.json").read_text()), reference_mesh=None, reference_material=None

@@ -133,6 +133,36 @@ def test_a_second_signal_stops_at_once_without_a_checkpoint():
         os.kill(os.getpid(), signal.SIGINT)
 
 
+class SecondSignalTrainer(Stage2Trainer):
+    """SIGINT during step ``at``, then SIGTERM before it ends: the second stops at once, mid-step."""
+
+    at = 2
+
+    def compute(self, batch):
+        if self.step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().compute(batch)
+
+
+@pytest.mark.parametrize("checkpoint_every", [0, 1])
+def test_a_second_signal_names_the_kept_checkpoint(textured, dataset, tmp_path, checkpoint_every):
+    """The line after SIGINT then SIGTERM names the checkpoint that exists, or says there is none."""
+    model = Stage2Model.from_state(textured.state_dict(), LIGHT)
+    config = Stage2Config(steps=6, batch_size=2)
+    loop = SecondSignalTrainer(
+        model, dataset, config, settings(checkpoint_every=checkpoint_every, checkpoint_minutes=0), tmp_path
+    )
+    with pytest.raises(Interrupted) as stopped:
+        loop.fit()
+    kept = f"{loop.checkpoint_dir / 'step_2.pt'} is the newest checkpoint"
+    expected = kept if checkpoint_every else "no checkpoint of it was written yet"
+    assert str(stopped.value) == f"stopped by SIGTERM in stage 2 during step 3; {expected}"
+    assert sorted(p.name for p in tmp_path.rglob("*.pt")) == (
+        ["step_1.pt", "step_2.pt"] if checkpoint_every else []
+    )
+
+
 def test_a_corrupt_newest_checkpoint_is_skipped_and_kept(textured, dataset, tmp_path, capsys):
     loop = stage2(textured, dataset, tmp_path, 4)
     loop.fit()
