@@ -107,9 +107,14 @@ def _read_text(model_dir: Path):
             raise DatasetError(f"{path}: malformed image line '{lines[line_no][:60]}'") from None
     path = model_dir / "points3D.txt"
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line_no, line in enumerate(path.read_text().splitlines(), 1):
             if line.strip() and not line.startswith("#"):
-                points.append([float(v) for v in line.split()[1:4]])
+                try:
+                    points.append([float(v) for v in line.split()[1:4]])
+                except ValueError:
+                    raise DatasetError(f"{path}:{line_no}: malformed point line") from None
+                if len(points[-1]) != 3:
+                    raise DatasetError(f"{path}:{line_no}: malformed point line")
     return cameras, images, points
 
 
@@ -199,7 +204,13 @@ def load_colmap(root: str | os.PathLike, test_every: int = 8, images_dir: str = 
         w2c[:3, :3] = qvec_to_rotation(qvec)
         w2c[:3, 3] = tvec
         c2w.append(np.linalg.inv(w2c) @ OPENCV_TO_OPENGL.numpy())
-        fx, fy, cx, cy, dist = _pinhole(model, params)
+        try:
+            fx, fy, cx, cy, dist = _pinhole(model, params)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: camera {camera_id} has too few parameters for {model}") from None
+        if not (fx > 0 and fy > 0 and width > 0 and height > 0):
+            raise DatasetError(f"{where}: camera {camera_id} needs positive focal lengths and size, got "
+                               f"fx={fx}, fy={fy}, {width}x{height}")  # fmt: skip
         rows.append((fx, fy, cx, cy, width, height))
         distortion.append(dist)
         path = root / images_dir / name

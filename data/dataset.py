@@ -39,6 +39,9 @@ FORMATS = {  # name: (detect, load, whether the format needs a hold-out rule for
 }
 
 
+MIN_SIDE = 8
+"""The smallest image side a view is trained and evaluated at (pixels; SSIM's window is 7)."""
+
 _SRGB_TO_LINEAR = srgb_to_linear(torch.arange(256, dtype=torch.float32) / 255)
 """[256] each 8-bit sRGB code decoded to linear: a lookup is the decode of ``code / 255``, bit for bit,
 at a third of its time."""
@@ -164,6 +167,12 @@ class MultiViewDataset(torch.utils.data.Dataset):
         if self.downscale <= 0:
             raise DatasetError(f"{self.scene.source}: downscale must be positive, got {self.downscale}")
         target = cameras.scaled(1.0 / self.downscale) if self.downscale != 1 else cameras
+        if min(target.width, target.height) < MIN_SIDE:
+            raise DatasetError(
+                f"{self.scene.source}: images of {cameras.width}x{cameras.height} downscaled by "
+                f"{self.downscale:g} are {target.width}x{target.height}, below {MIN_SIDE} pixels a side "
+                "(lower dataset.downscale or raise dataset.max_side)"
+            )
         images = [self._decode(view, cameras) for view in views]
         images = [resize_rgba(image, target.width, target.height) for image in images]
         self.rgba = torch.from_numpy(np.stack(images))  # [N, H, W, 4] uint8
@@ -176,6 +185,8 @@ class MultiViewDataset(torch.utils.data.Dataset):
         )
         if not self.has_masks and plane is None:
             warn_no_masks(self.scene.source)
+        if self.bbox and region is not None:
+            check_region_seen(region, target, self.rgba[..., 3] if self.has_masks else None, self.bbox)
         if self.transform is None:
             self.transform = (
                 region_transform(region) if region is not None else self._estimate_transform(target)
@@ -297,6 +308,27 @@ def check_masks(alpha: torch.Tensor, files: list[Path], where: str) -> None:
         if flagged:
             more = f" (and {len(flagged) - 1} more views)" if len(flagged) > 1 else ""
             warn(f"{flagged[0]}: the mask {problem}{more}")
+
+
+def check_region_seen(region: Region, cameras: Camera, alpha: torch.Tensor | None, bbox) -> None:
+    """A DatasetError when no view looks into a given ``dataset.bbox``: no ray through a pixel of the
+    object (its mask; every pixel of photos) crosses the box, so there is nothing to reconstruct in it.
+    ``alpha`` [N, H, W] (uint8) or None; up to 1024 pixels per view are tried."""
+    generator = torch.Generator().manual_seed(0)
+    for view in range(len(cameras)):
+        pixels = torch.arange(cameras.height * cameras.width)
+        candidates = pixels[alpha[view].flatten() > 127] if alpha is not None else pixels
+        if len(candidates) == 0:
+            continue
+        chosen = candidates[torch.randperm(len(candidates), generator=generator)[:1024]]
+        origins, directions = cameras[view].pixel_rays(chosen)
+        if bool(region.crosses(origins, directions).any()):
+            return
+    seen = "the object's pixels (masks)" if alpha is not None else "any pixel"
+    raise DatasetError(
+        f"dataset.bbox={list(bbox)}: no view sees into this box through {seen}; give the object's region in "
+        "the dataset's units, or leave dataset.bbox empty"
+    )
 
 
 def scene_ground(scene: SceneData, bbox=None) -> tuple[Plane | None, Region | None]:

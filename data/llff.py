@@ -47,6 +47,9 @@ def load_llff(root: str | os.PathLike, test_every: int = 8, images_dir: str = "i
     if len(images) != len(data):
         raise DatasetError(f"{root / images_dir}: {len(images)} images for {len(data)} poses")
     poses = data[:, :15].reshape(-1, 3, 5)
+    near, far = data[:, 15], data[:, 16]
+    if not ((near > 0).all() and (far > near).all()):
+        raise DatasetError(f"{path}: the near and far bounds (columns 16 and 17) must satisfy 0 < near < far")
     for view, pose in enumerate(poses):
         check_rotation(pose[:, :3], f"{path} row {view}")
         if not (pose[:, 4] > 0).all():

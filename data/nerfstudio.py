@@ -87,6 +87,8 @@ def load_nerfstudio(root: str | os.PathLike, test_every: int = 8) -> SceneData:
         splits = {}
         for split in ("train", "val", "test"):
             listed = meta.get(f"{split}_filenames", [])
+            if not isinstance(listed, list):
+                raise DatasetError(f"{path}: {split}_filenames must be a list of file names")
             unknown = [n for n in listed if str(Path(n)) not in lookup]
             if unknown:
                 raise DatasetError(f"{path}: {split}_filenames lists unknown file '{unknown[0]}'")

@@ -102,4 +102,6 @@ def from_masks(
     lower, upper = occupied.min(0).values, occupied.max(0).values
     mid = (lower + upper) / 2
     radius = float((occupied - mid).norm(dim=-1).max()) + float(axis[1] - axis[0]) * 3**0.5
+    if not radius > 0:  # e.g. one camera (a degenerate hull): leave it to the other estimates
+        return None
     return SceneTransform(mid, target_radius / radius, "mask visual hull")

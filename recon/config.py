@@ -8,7 +8,7 @@ holds presets.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -171,7 +171,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
         lambda v: v in BUILT_IN_OBJECTS or v.lower().endswith(".obj"),
         f"{' or '.join(BUILT_IN_OBJECTS)} or the path of an .obj mesh",
     ),
-    ("dataset.synthetic.n_train", lambda v: v >= 1, "an integer >= 1"),
+    ("dataset.synthetic.n_train", lambda v: v >= 2, "an integer >= 2 (views from more than one side)"),
     ("dataset.synthetic.n_val", lambda v: v >= 0, "an integer >= 0"),
     ("dataset.synthetic.n_test", lambda v: v >= 0, "an integer >= 0"),
     ("dataset.synthetic.resolution", lambda v: v >= 8, "an image size >= 8"),
@@ -189,24 +189,36 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("render_backend", lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     ("device", lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
 )
-"""Range checks :func:`validate` applies; the components' own checks (grid, material) run after them."""
+"""Range checks :func:`validate` applies; every component's own ``validate()`` runs after them."""
 
 
 def validate(config: Config) -> None:
     """Raise :class:`recon.errors.ConfigError` (one line: key, value, what it takes) for the first value
-    out of its range, before anything is computed or written."""
+    out of its range, before anything is computed or written: the rules above, then every component's own
+    ``validate()`` (the SDF, the encodings, the material, the grid, the light, ...)."""
     for key, test, expected in RULES:
         value = config
         for part in key.split("."):
             value = getattr(value, part)
         if not test(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
-    for key, component in (("model.grid", config.model.grid), ("model.material", config.model.material)):
+    for key, component in _components(config, ""):
         try:
             component.validate()
         except ValueError as error:
             raise ConfigError(f"{key}: {str(error).split(': ', 1)[-1]}") from None
     fine_grid(config.train, config.model.grid)
+
+
+def _components(node, prefix: str):
+    """(key, settings) for every nested settings dataclass that checks itself (has ``validate``)."""
+    for item in fields(node):
+        value = getattr(node, item.name)
+        if is_dataclass(value):
+            key = f"{prefix}{item.name}"
+            if hasattr(value, "validate"):
+                yield key, value
+            yield from _components(value, f"{key}.")
 
 
 def leaf_values(config: Config | DictConfig) -> dict[str, object]:

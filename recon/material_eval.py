@@ -126,6 +126,11 @@ def material_metrics(asset, reference: ReferenceMaterial, samples: int = 40000, 
     face, weights, distance = closest_points(asset_mesh, points)
     extent = float((truth_mesh.vertices.max(0).values - truth_mesh.vertices.min(0).values).norm())
     keep = distance < 0.01 * extent
+    if not bool(keep.any()):  # the asset is nowhere near the true surface: nothing to compare
+        nan = float("nan")
+        names = ("albedo_psnr", "albedo_psnr_unscaled", "roughness_mae", "metallic_mae")
+        return {**dict.fromkeys(names, nan), "albedo_scale": [nan] * 3, "material_points": 0,
+                "material_coverage": 0.0}  # fmt: skip
     with torch.no_grad():
         uv = _interpolate_uv(asset_mesh, face[keep], weights[keep])
         on_asset = (weights[keep, :, None] * asset.vertices[asset.faces[face[keep]]]).sum(1)

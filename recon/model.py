@@ -171,17 +171,26 @@ class ReconstructionModel(nn.Module):
         out = render_views(vertices, faces, batch.cameras, self.light, self.material, occlusion=occlusion)
         return self.backdrop(out, batch.cameras, self.light)
 
+    def surface(self, step: int):
+        """:meth:`extract`, with a :class:`TrainingError` (one line) when the mesh is empty."""
+        vertices, faces, grid = self.extract()
+        if len(faces) == 0:
+            why = (
+                "the initial shape (a sphere of model.sdf.init_radius) has no surface on the extraction grid "
+                "inside the box: check model.sdf.init_radius against model.sdf.bbox_min/bbox_max"
+                if step == 0
+                else "lower the learning rate"
+            )
+            raise TrainingError(f"step {step}: the SDF has no zero crossing in the box (empty mesh); {why}")
+        return vertices, faces, grid
+
     def forward(self, batch: Batch, config: LossConfig, step: int, generator=None) -> StepResult:
         """:meth:`step_loss` (the call DistributedDataParallel wraps)."""
         return self.step_loss(batch, config, step, generator)
 
     def step_loss(self, batch: Batch, config: LossConfig, step: int, generator=None) -> StepResult:
         """Extract, render ``batch`` and compute the weighted stage-1 loss."""
-        vertices, faces, grid = self.extract()
-        if len(faces) == 0:
-            raise TrainingError(
-                f"step {step}: the SDF has no zero crossing in the box (empty mesh); lower the learning rate"
-            )
+        vertices, faces, grid = self.surface(step)
         out = self.render(batch, vertices, faces)
         surface = vertices[:: max(1, len(vertices) // 4096)].detach()
         material_terms = cache(lambda: self.material.surface_terms(surface, generator=generator))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from data.dataset import MultiViewDataset
-from data.errors import warn
+from data.errors import DatasetError, warn
 from data.fingerprint import scene_fingerprint
 from data.scene import held_out_split
 from recon import run_folder
@@ -40,6 +40,10 @@ def build_dataset(
 ) -> MultiViewDataset:
     """The training views (every input checked: files, sizes, masks); ``sfm`` overrides ``dataset.sfm``."""
     scene = build_scene(config, run_dir, context, sfm)
+    if len(scene.splits.get("train", [])) == 1:  # none: MultiViewDataset says so
+        raise DatasetError(
+            f"{scene.source}: one training view; a reconstruction needs 2 or more (20 or more for a good one)"
+        )
     data = config.dataset
     return MultiViewDataset(
         scene,

@@ -184,7 +184,7 @@ class Trainer(TrainingLoop):
             self.model.backdrop.clamp_()
 
     def preview(self, batch: Batch) -> RenderOutput:
-        vertices, faces, _ = self.model.extract()
+        vertices, faces, _ = self.model.surface(self.step)
         return self.model.render(batch, vertices, faces)
 
     def scalar_tag(self, name: str) -> str:

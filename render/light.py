@@ -60,6 +60,16 @@ class EnvironmentLightConfig:
     """Add GGX's multiple-scattering energy (Fdez-Aguera 2019), so rough metals keep their brightness as
     in Cycles' multiscatter GGX; False: single scattering only."""
 
+    def validate(self) -> None:
+        if self.diffuse not in DIFFUSE_MODELS:
+            raise ValueError(f"diffuse: expected one of {', '.join(DIFFUSE_MODELS)}, got {self.diffuse!r}")
+        if self.resolution < 1 or self.resolution & (self.resolution - 1):
+            raise ValueError(f"light: resolution must be a power of two, got {self.resolution}")
+        if self.min_resolution < 1 or self.irradiance_resolution < 1:
+            raise ValueError("light: min_resolution and irradiance_resolution must be >= 1")
+        if not 0 < self.cutoff <= 1:
+            raise ValueError(f"light: cutoff must be in (0, 1], got {self.cutoff}")
+
 
 @dataclass
 class SplitSumMaps:
@@ -131,13 +141,8 @@ class EnvironmentLight(nn.Module):
     def __init__(self, config: EnvironmentLightConfig | None = None, base: torch.Tensor | None = None):
         super().__init__()
         self.config = config or EnvironmentLightConfig()
-        if self.config.diffuse not in DIFFUSE_MODELS:
-            raise ValueError(
-                f"diffuse: expected one of {', '.join(DIFFUSE_MODELS)}, got {self.config.diffuse!r}"
-            )
+        self.config.validate()
         res = self.config.resolution
-        if res < 1 or res & (res - 1):
-            raise ValueError(f"resolution: expected a power of two, got {res}")
         if base is None:
             base = torch.full((6, res, res, 3), float(self.config.initial_radiance))
         if tuple(base.shape) != (6, res, res, 3):

@@ -46,6 +46,8 @@ def main() -> int:
     parser.add_argument("--mitsuba-views", type=int, default=4, help="test views Mitsuba renders")
     parser.add_argument("--mitsuba-samples", type=int, default=128, help="Mitsuba's samples per pixel")
     args = parser.parse_args()
+    if min(args.max_views, args.mitsuba_views - 1, args.mitsuba_samples - 1) < 0:
+        parser.error("--max-views must be >= 0, --mitsuba-views and --mitsuba-samples >= 1")
     if args.mitsuba and not mitsuba.available():
         print(
             "evaluate.py: --mitsuba needs the mitsuba package (pip install -e '.[mitsuba]')", file=sys.stderr

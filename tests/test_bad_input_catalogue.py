@@ -20,6 +20,7 @@ Dataset:
   degenerate rotations (NeRF-synthetic, LLFF) ......... test_degenerate_rotations
   non-numeric intrinsics .............................. test_non_numeric_intrinsics
   a test image of another size ........................ test_a_test_image_of_another_size
+  downscaled to nothing, a bbox no view sees .......... test_views_that_cannot_train
   a dataset with only transforms_train.json ........... test_a_dataset_without_held_out_views
   portrait and landscape JPEGs (EXIF orientation) ..... test_mixed_orientation_names_exif
 Files that cannot be written:
@@ -193,6 +194,8 @@ def test_values_that_failed_late(tmp_path):
     assert "model.light.resolution=96: expected a power of two >= 8" in error
     error = one_line(train(tmp_path, "model.grid.resolution=3"))
     assert "model.grid.resolution=3: expected a grid size >= 8" in error
+    error = one_line(train(tmp_path, "model.sdf.encoding.n_levels=0"))  # a component's own check
+    assert error == "train.py: model.sdf.encoding: n_levels and n_features_per_level must be >= 1"
     assert not (tmp_path / "config.yaml").exists()
 
 
@@ -227,6 +230,16 @@ def test_masks_that_cannot_be_meant(tmp_path, capsys):
         write_image(empty / "train" / f"r_{view}.png", image)
     with pytest.raises(DatasetError, match="every mask is empty"):
         MultiViewDataset(load_scene(empty), "train")
+
+
+def test_views_that_cannot_train(tmp_path):
+    """Images downscaled to almost nothing, and a ``dataset.bbox`` that no view looks into."""
+    scene = load_scene(nerf_synthetic(tmp_path))
+    with pytest.raises(DatasetError, match="downscaled by 10 are 4x3, below 8 pixels a side"):
+        MultiViewDataset(scene, "train", downscale=10)
+    with pytest.raises(DatasetError, match=r"dataset.bbox=\[5, 5, 5, 6, 6, 6\]: no view sees into this box"):
+        MultiViewDataset(scene, "train", bbox=(5, 5, 5, 6, 6, 6))
+    MultiViewDataset(scene, "train", bbox=(-0.5, -0.5, -0.5, 1, 1, 1))  # around what the cameras look at
 
 
 def test_photos_added_after_sfm(tmp_path, monkeypatch, capsys):
@@ -265,7 +278,8 @@ def test_degenerate_rotations(tmp_path):
         load_scene(root)
     write_llff(tmp_path / "llff", ring_cameras(3), noise_images(3), 1.0, 5.0)
     poses = np.load(tmp_path / "llff" / "poses_bounds.npy")
-    np.save(tmp_path / "llff" / "poses_bounds.npy", np.zeros_like(poses))
+    poses[:, :15] = 0  # all-zero poses (the bounds kept)
+    np.save(tmp_path / "llff" / "poses_bounds.npy", poses)
     with pytest.raises(DatasetError, match=r"poses_bounds.npy row 0: the camera's rotation is degenerate"):
         load_scene(tmp_path / "llff")
 

@@ -11,6 +11,7 @@ from data.colmap import write_colmap
 from data.dataset import MultiViewDataset, load_scene
 from data.errors import DatasetError
 from data.images import write_image
+from data.llff import write_llff
 from data.nerf_synthetic import write_nerf_synthetic
 from data.nerfstudio import write_nerfstudio
 from tests.data.scenes import known_points, noise_images, ring_cameras
@@ -127,3 +128,18 @@ def test_no_alpha_no_masks_warns(tmp_path):
     with pytest.warns(UserWarning, match="no alpha and no masks"):
         dataset = MultiViewDataset(load_scene(tmp_path), "train")
     assert not dataset.has_masks and dataset.transform.method == "camera look-at point"
+
+
+def test_colmap_and_llff_numbers_out_of_range(tmp_path):
+    write_colmap(tmp_path / "cm", ring_cameras(3), noise_images(3), known_points().numpy())
+    model = tmp_path / "cm" / "sparse" / "0"
+    cameras_txt = model / "cameras.txt"
+    cameras_txt.write_text(cameras_txt.read_text().replace(" 45.0 45.0", " -45.0 -45.0"))
+    expect("camera 1 needs positive focal lengths", "view_0000.png", load_scene, tmp_path / "cm")
+    (model / "points3D.txt").write_text("1 a b c 128 128 128 0\n")
+    expect("points3D.txt:1: malformed point line", "points3D.txt", load_scene, tmp_path / "cm")
+    write_llff(tmp_path / "llff", ring_cameras(3), noise_images(3), 1.0, 5.0)
+    poses = np.load(tmp_path / "llff" / "poses_bounds.npy")
+    poses[:, 15] = -1.0
+    np.save(tmp_path / "llff" / "poses_bounds.npy", poses)
+    expect("must satisfy 0 < near < far", "poses_bounds.npy", load_scene, tmp_path / "llff")

@@ -220,7 +220,7 @@ def test_white_balance_regularizer_and_clamp():
 
 
 def test_bad_configuration_is_a_clear_error():
-    with pytest.raises(ValueError, match="resolution: expected a power of two"):
+    with pytest.raises(ValueError, match="resolution must be a power of two"):
         EnvironmentLight(EnvironmentLightConfig(resolution=12))
     with pytest.raises(ValueError, match="base: expected shape"):
         EnvironmentLight(EnvironmentLightConfig(resolution=4), torch.zeros(6, 8, 8, 3))
