@@ -62,10 +62,15 @@ def _check_output_folder() -> None:
         print("train.py: train.resume=true needs hydra.run.dir=RUN, the folder of the run to continue",
               file=sys.stderr)  # fmt: skip
         sys.exit(1)
-    if resume and not (folder / "config.yaml").is_file():  # before Hydra makes the folder
-        print(f"train.py: {folder}: no run to resume here (no config.yaml); check hydra.run.dir, or start "
-              "a new run without train.resume=true", file=sys.stderr)  # fmt: skip
-        sys.exit(1)
+    if resume:  # before Hydra makes the folder
+        from recon.errors import RunFolderError
+        from recon.run_folder import check_resumable
+
+        try:
+            check_resumable(folder)
+        except RunFolderError as error:
+            print(f"train.py: {error}", file=sys.stderr)
+            sys.exit(1)
     existing = next(path for path in (folder, *folder.parents) if path.exists())
     problem = None
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):

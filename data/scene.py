@@ -169,23 +169,24 @@ def parse_intrinsics(get, size: tuple[int, int], where: str) -> tuple[float, flo
         found = get(key)
         return None if found is None else number(found, key, where, kind)
 
+    def focal(key: str, angle_key: str, side: int) -> float | None:
+        """The focal length ``key``, else from the field of view ``angle_key``, else None."""
+        given = value(key)
+        if given is not None:
+            return given
+        angle = value(angle_key)
+        return None if angle is None else focal_from_fov(angle, side, where)
+
     width = value("w", int) or size[0]
     height = value("h", int) or size[1]
-    if value("fl_x") is not None:
-        fx = value("fl_x")
-    elif value("camera_angle_x") is not None:
-        fx = focal_from_fov(value("camera_angle_x"), width, where)
-    else:
+    fx = focal("fl_x", "camera_angle_x", width)
+    if fx is None:
         raise DatasetError(f"{where}: missing 'camera_angle_x' (or 'fl_x')")
-    if value("fl_y") is not None:
-        fy = value("fl_y")
-    elif value("camera_angle_y") is not None:
-        fy = focal_from_fov(value("camera_angle_y"), height, where)
-    else:
-        fy = fx
+    fy = focal("fl_y", "camera_angle_y", height)
+    fy = fx if fy is None else fy
     if fx <= 0 or fy <= 0 or width <= 0 or height <= 0:
         raise DatasetError(f"{where}: focal lengths and image size must be positive, got fx={fx}, fy={fy}, "
                            f"{width}x{height}")  # fmt: skip
-    cx = value("cx") if value("cx") is not None else width / 2
-    cy = value("cy") if value("cy") is not None else height / 2
+    cx, cy = value("cx"), value("cy")
+    cx, cy = (width / 2 if cx is None else cx), (height / 2 if cy is None else cy)
     return fx, fy, cx, cy, width, height

@@ -29,7 +29,7 @@ from recon.model import ReconstructionModel
 from recon.progress import RunProgress
 from recon.run_folder import RunLock, RunLog
 from recon.scene import build_scene, dataset_root
-from recon.stage2 import Stage2Model, Stage2Trainer, stage2_checkpoint_dir
+from recon.stage2 import Stage2Model, Stage2Trainer, stage2_checkpoint_dir, textured_checkpoint
 from recon.trainer import Trainer
 from recon.volume import VolumeWarmup
 from render.raster import set_backend
@@ -62,6 +62,10 @@ def start_run(
     run (config.yaml, run.json with the dataset's fingerprint) or the resume (run.json), and send the log
     to train.log. A resume reads its poses as they are (no SfM) and must find the run's own data."""
     resume, main = config.train.resume, context.is_main
+
+    def fingerprint() -> dict:
+        return scene_fingerprint(dataset.scene, dataset_root(config, run_dir))
+
     if main and resume:
         run_folder.check_resumable(run_dir)
     elif main:
@@ -70,9 +74,9 @@ def start_run(
     if config.dataset.path or resume:  # nothing of it goes into the run folder: check it first
         dataset = build_dataset(config, run_dir, context, sfm="off" if resume else None)
     if main and resume:
-        fingerprint = scene_fingerprint(dataset.scene, dataset_root(config, run_dir))
-        run_folder.check_dataset(run_dir, fingerprint)
-        run_folder.add_resume(run_dir, command, changes, fingerprint)
+        recorded = fingerprint()
+        run_folder.check_dataset(run_dir, recorded)
+        run_folder.add_resume(run_dir, command, changes, recorded)
     elif main:
         if config.train.overwrite:
             run_folder.clear(run_dir)
@@ -83,9 +87,7 @@ def start_run(
     if dataset is None:  # the built-in scene, rendered into the run folder
         dataset = build_dataset(config, run_dir, context)
     if main and not resume:
-        run_folder.write_record(
-            run_dir, command, scene_fingerprint(dataset.scene, dataset_root(config, run_dir))
-        )
+        run_folder.write_record(run_dir, command, fingerprint())
     if main and (not resume or not (run_dir / run_folder.TRANSFORM_FILE).is_file()):
         run_folder.save_transform(run_dir, dataset.transform)
     if main and config.evaluate and held_out_split(dataset.scene.splits) is None:
@@ -192,7 +194,7 @@ def textured_model(
 ) -> Stage2Model:
     """The stage-2 model as made from the trained stage-1 model (xatlas and baking, on rank 0), saved as
     ``checkpoints/textured.pt``; read back from there when the run made it before."""
-    path = run_dir / "checkpoints" / "textured.pt"
+    path = textured_checkpoint(run_dir)
     if progress.finished("textured") and path.is_file():
         state = load_checkpoint(path, ("model",))["model"]
         return Stage2Model.from_state(state, config.model.light, config.model.material)

@@ -238,6 +238,11 @@ def stage2_checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / "stage2"
 
 
+def textured_checkpoint(run_dir: Path) -> Path:
+    """``checkpoints/textured.pt``: the stage-2 model as made from stage 1 (mesh, UVs, baked textures)."""
+    return Path(run_dir) / "checkpoints" / "textured.pt"
+
+
 def train_stage2(
     model: Stage2Model, dataset: MultiViewDataset, config: Stage2Config, run_dir: Path,
     settings: TrainConfig | None = None, context: DistributedContext | None = None, step_offset: int = 0,
