@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from geometry import cpu_threads
 from geometry.mesh import vertex_normals
 from geometry.tangents import apply_normal_offset, to_tangent_space
 from render.raster import interpolate, rasterize
@@ -90,7 +91,7 @@ def bake_textures(
     covered = rast[0, ..., 3] > 0
     with torch.no_grad():
         p = points[0][covered]
-        outputs = [torch.cat(tuple(material(part)), -1) for part in p.split(chunk)] if len(p) else []
+        outputs = [_evaluated(material, part) for part in p.split(chunk)] if len(p) else []
         channels = outputs[0].shape[-1] if outputs else 5
         values = torch.zeros(resolution, resolution, channels, device=vertices.device)
         if outputs:
@@ -108,6 +109,12 @@ def bake_textures(
             torch.where(baked.norm(dim=-1, keepdim=True) > 1e-6, baked, flat), dim=-1
         )
     return Textures(values[..., :3], values[..., 3:4], values[..., 4:5], covered, normal)
+
+
+def _evaluated(material, points: torch.Tensor) -> torch.Tensor:
+    """[P, C] the material's outputs at ``points`` [P, 3], concatenated (one chunk of the bake)."""
+    cpu_threads.adapt()
+    return torch.cat(tuple(material(points)), -1)
 
 
 def _tangent_space(offset, vertices, faces, uv, uv_faces, rast) -> torch.Tensor:

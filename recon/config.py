@@ -122,6 +122,11 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("train.volume.samples", lambda v: v >= 2, "an integer >= 2"),
     ("train.volume.view_degree", lambda v: v in (0, 1, 2), "0, 1 or 2"),
     ("train.volume.initial_sharpness", lambda v: v > 0, "a number > 0"),
+    (
+        "train.threads",
+        lambda v: str(v).lower() == "auto" or (str(v).isdigit() and int(v) >= 1),
+        "auto or a thread count >= 1",
+    ),  # fmt: skip
     ("train.log_every", lambda v: v >= 1, "an integer >= 1"),
     ("train.image_every", lambda v: v >= 0, "an integer >= 0 (0: no images)"),
     ("train.checkpoint_every", lambda v: v >= 0, "an integer >= 0 (0: by time only)"),

@@ -19,6 +19,7 @@ from data.files import write_text_atomic
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.orientation import Z_UP
 from data.scene import held_out_split
+from geometry import cpu_threads
 from geometry.obj import read_obj
 from recon.asset import Asset, asset_dataset, load_asset
 from recon.backdrop import load_ground
@@ -74,6 +75,7 @@ def evaluate_asset(
     psnrs, ssims = [], []
     with torch.no_grad():
         for view in views:
+            cpu_threads.adapt()
             batch = dataset.batch([view])
             background = batch.background if backdrop is None else None
             out = asset.render(batch.cameras, background)
@@ -154,6 +156,7 @@ def write_albedo_views(
 
     with torch.no_grad():
         for k in range(len(cameras)):
+            cpu_threads.adapt()
             ours = asset.render(cameras[k])
             theirs = render_views(
                 mesh.vertices, mesh.faces, cameras[k], asset.light, truth_material, uv=mesh.uv,

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from data.dataset import Batch, MultiViewDataset
 from data.images import linear_to_srgb
+from geometry import cpu_threads
 from recon.checkpoint import CheckpointError, checkpoints_newest_first, load_checkpoint, save_checkpoint
 from recon.distributed import DistributedContext
 from recon.errors import Interrupted, TrainingError
@@ -214,6 +215,7 @@ class TrainingLoop:
                 )
 
     def train_step(self) -> dict[str, float]:
+        cpu_threads.adapt()
         self._check_parameters()
         self.before_step()
         batch = self.dataset.sample(self.batch_size, self.generator)

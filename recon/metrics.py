@@ -8,6 +8,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from data.cameras import Camera
+from geometry import cpu_threads
 from geometry.distance import point_mesh_distance, sample_surface
 from geometry.mesh import face_normals
 from recon.losses import psnr
@@ -100,6 +101,7 @@ def views_seeing(
     counts = torch.zeros(len(points), dtype=torch.long)
     triangles = faces.to(torch.int32).contiguous()
     for view in range(len(cameras)):
+        cpu_threads.adapt()
         camera = cameras[view]
         clip = to_clip(vertices, camera.mvp()).contiguous()
         rast, _ = rasterize(clip, triangles, (camera.height, camera.width))

@@ -16,6 +16,8 @@ from data.dataset import MultiViewDataset
 from data.errors import DatasetError, warn
 from data.fingerprint import scene_fingerprint
 from data.scene import held_out_split
+from geometry import cpu_threads
+from geometry.cpu_threads import ThreadPolicy
 from recon import run_folder
 from recon.backdrop import make_backdrop, save_ground
 from recon.bake import bake_vertex_values
@@ -131,9 +133,11 @@ def run(
     run_dir = Path(run_dir)
     set_backend(config.render_backend)
     lock = RunLock(run_dir)
+    threads = ThreadPolicy.from_setting(config.train.threads)
     try:
-        with stop_signals():  # outside the training loops: stop at once (every write is atomic)
+        with stop_signals(), cpu_threads.installed(threads):  # stop at once outside training (atomic writes)
             if context.is_main:
+                print(threads.describe(), flush=True)
                 lock.acquire()
             return run_phases(config, run_dir, context, log, list(command), changes or {})
     finally:

@@ -88,6 +88,10 @@ class TrainConfig:
     """Start a new run in a folder that holds an earlier run's results, deleting that run first (the whole
     folder's content, once the new run's dataset has loaded); without it such a folder is refused."""
     progress: bool = True
+    threads: str = "auto"
+    """CPU threads of the operators: auto (the cores the other programs leave free, re-measured every half
+    second, at most this process's share of the cores; geometry.cpu_threads) or a fixed count N (1 makes a
+    run bitwise reproducible)."""
     occlusion: bool = True
     """Shade with the ambient occlusion of the mesh (render.occlusion), recomputed every
     ``occlusion_every`` steps from ``occlusion_start`` on, so crevices are not painted dark into the

@@ -20,6 +20,7 @@ import math
 
 import torch
 
+from geometry import cpu_threads
 from geometry.mesh import vertex_normals
 from render.raster import rasterize
 
@@ -74,6 +75,7 @@ def vertex_occlusion(
         open_sum = torch.zeros(len(points), device=points.device)
         weight_sum = torch.zeros(len(points), device=points.device)
         for start in range(0, directions, views_per_pass):
+            cpu_threads.adapt()
             frames = _orthographic_frames(dirs[start : start + views_per_pass])  # [B, 3, 3]
             local = torch.einsum("bij,vj->bvi", frames, points - centre) / radius  # [B, V, 3]
             # clip space: x = u, y = v, depth = -w (the side facing the direction is nearest)

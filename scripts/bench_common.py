@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import resource
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,3 +43,15 @@ def write_json(path: Path, rows: list[dict]) -> None:
 def devices(requested: list[str] | None) -> list[torch.device]:
     names = requested or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     return [torch.device(name) for name in names]
+
+
+@contextlib.contextmanager
+def busy_neighbour() -> Iterator[subprocess.Popen]:
+    """Within the block one other single-threaded process keeps a core busy (``while True: pass``), as a
+    browser tab or a second job would on a user's machine; it is killed on leaving, whatever happens."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()

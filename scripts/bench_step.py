@@ -6,11 +6,17 @@ one. Stage 2 (``--textured RUN/checkpoints/textured.pt``, the stage-2 model a ru
 mesh): the same warm-up and timing of stage-2 steps. Prints a table of medians and writes JSON;
 ``--profile`` also prints the torch profiler's top operators of the timed steps.
 
+``--contended`` measures the steps alone and beside one busy single-threaded process (started and
+stopped by the benchmark), in ``--rounds`` alternating blocks of ``--repeats`` steps each (after each
+start or stop ``--settle`` seconds of untimed steps, in which ``train.threads=auto`` sees the change):
+the medians of both and their ratio. ``--threads`` is train.threads (auto, or a fixed count).
+
     python scripts/bench_step.py                                  # spot_mitsuba 256^2, batch 4
     python scripts/bench_step.py --dataset ../shared/data/nerf_synthetic/lego --downscale 2
     python scripts/bench_step.py --set model.grid.resolution=128 --profile
     python scripts/bench_step.py --dataset ../shared/data/nerf_synthetic/lego --downscale 2 \\
         --textured outputs/<date>/<time>/checkpoints/textured.pt        # a stage-2 step
+    python scripts/bench_step.py --contended --threads 2                 # alone vs beside a busy process
 """
 
 from __future__ import annotations
@@ -27,13 +33,15 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from geometry import cpu_threads  # noqa: E402
+from geometry.cpu_threads import ThreadPolicy  # noqa: E402
 from recon.checkpoint import load_checkpoint  # noqa: E402
 from recon.config import Config  # noqa: E402
 from recon.model import ReconstructionModel  # noqa: E402
 from recon.run import build_dataset  # noqa: E402
 from recon.stage2 import Stage2Model, Stage2Trainer  # noqa: E402
 from recon.trainer import Trainer  # noqa: E402
-from scripts.bench_common import peak_memory_mb, write_json  # noqa: E402
+from scripts.bench_common import busy_neighbour, peak_memory_mb, write_json  # noqa: E402
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "data" / "spot_mitsuba"
 
@@ -63,13 +71,43 @@ def make_trainer(config: Config, dataset, run_dir: Path, textured: Path | None) 
     return Stage2Trainer(model, dataset, config.stage2, config.train, run_dir)
 
 
-def timed_steps(trainer: Trainer | Stage2Trainer, repeats: int) -> list[float]:
+def timed_steps(trainer: Trainer | Stage2Trainer, repeats: int, threads: list | None = None) -> list[float]:
+    """Seconds of each of ``repeats`` steps; the thread count each step ran on is appended to ``threads``."""
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         trainer.train_step()
         seconds.append(time.perf_counter() - start)
+        if threads is not None:
+            threads.append(torch.get_num_threads())
     return seconds
+
+
+def settle(trainer: Trainer | Stage2Trainer, seconds: float) -> None:
+    """Untimed steps for ``seconds`` (at least one): the thread policy sees the new load meanwhile."""
+    end = time.perf_counter() + seconds
+    trainer.train_step()
+    while time.perf_counter() < end:
+        trainer.train_step()
+
+
+def contended_rounds(
+    trainer: Trainer | Stage2Trainer, rounds: int, repeats: int, settle_s: float
+) -> tuple[list[float], list[float], dict[str, list[int]]]:
+    """Step times alone and beside a busy process, in ``rounds`` alternating blocks, and the thread count
+    of each timed step in either condition."""
+    alone, contended, threads = [], [], {"alone": [], "contended": []}
+    for _ in range(rounds):
+        settle(trainer, settle_s)
+        alone += timed_steps(trainer, repeats, threads["alone"])
+        with busy_neighbour():
+            settle(trainer, settle_s)
+            contended += timed_steps(trainer, repeats, threads["contended"])
+    return alone, contended, threads
+
+
+def _spread(values: list[int]) -> str:
+    return f"{min(values)}" if min(values) == max(values) else f"{min(values)}-{max(values)}"
 
 
 def main() -> None:
@@ -92,16 +130,26 @@ def main() -> None:
         "--textured", type=Path, default=None, help="a run's checkpoints/textured.pt: time stage-2 steps"
     )
     parser.add_argument("--profile", action="store_true", help="print the profiler's top operators")
+    parser.add_argument("--threads", default="auto", help="train.threads: auto (default) or a count")
+    parser.add_argument("--contended", action="store_true", help="alone vs beside one busy process")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating blocks with --contended")
+    parser.add_argument("--settle", type=float, default=1.0, help="untimed seconds after each change")
     parser.add_argument("--out", type=Path, default=Path("bench_results/bench_step.json"))
     args = parser.parse_args()
 
     config = make_config(args)
+    config.train.threads = args.threads
     torch.manual_seed(config.train.seed)
-    with tempfile.TemporaryDirectory() as run_dir:
+    policy = ThreadPolicy.from_setting(args.threads)
+    print(policy.describe())
+    with tempfile.TemporaryDirectory() as run_dir, cpu_threads.installed(policy):
         dataset = build_dataset(config, Path(run_dir))
         trainer = make_trainer(config, dataset, Path(run_dir), args.textured)
         timed_steps(trainer, args.warmup)
-        if args.profile:
+        contended, threads = [], {}
+        if args.contended:
+            seconds, contended, threads = contended_rounds(trainer, args.rounds, args.repeats, args.settle)
+        elif args.profile:
             with torch.profiler.profile() as profiler:
                 seconds = timed_steps(trainer, args.repeats)
             print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
@@ -114,6 +162,7 @@ def main() -> None:
         "image": f"{width}x{height}",
         "batch": args.batch,
         "overrides": args.set,
+        "threads": args.threads,
         "warmup": args.warmup,
         "repeats": args.repeats,
         "step_s_median": statistics.median(seconds),
@@ -127,6 +176,19 @@ def main() -> None:
         f"{row['image']:>9} {args.batch:5d} {row['triangles']:7d} {row['step_s_median']:9.3f} "
         f"{row['step_s_min']:7.3f} {row['peak_memory_mb']:8.0f}"
     )
+    if args.contended:
+        row.update(
+            rounds=args.rounds,
+            contended_s_median=statistics.median(contended),
+            contended_s_min=min(contended),
+            contended_ratio=statistics.median(contended) / statistics.median(seconds),
+            contended_threads=threads,
+        )
+        print(f"{'alone s':>9} {'threads':>7} {'beside a busy process s':>24} {'threads':>7} {'ratio':>6}")
+        print(
+            f"{row['step_s_median']:9.3f} {_spread(threads['alone']):>7} {row['contended_s_median']:24.3f} "
+            f"{_spread(threads['contended']):>7} {row['contended_ratio']:6.2f}"
+        )
     write_json(args.out, [row])
 
 

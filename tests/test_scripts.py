@@ -96,3 +96,39 @@ def test_bench_step_times_a_stage1_step(tmp_path):
     row = json.loads(out.read_text())["results"][0]
     assert row["image"] == "32x32" and row["batch"] == 2 and row["repeats"] == 2
     assert row["step_s_median"] > 0 and row["triangles"] > 0
+
+
+def test_bench_step_contended_measures_both_conditions(tmp_path):
+    """--contended: alone and beside its own busy process, in alternating blocks, and the busy process
+    gone afterwards."""
+    out = tmp_path / "step.json"
+    result = script(
+        "scripts/bench_step.py", "--dataset", "builtin", "--warmup", "1", "--repeats", "2", "--batch", "2",
+        "--contended", "--rounds", "2", "--settle", "0", "--out", str(out), "--set", *TINY_SYNTHETIC,
+        "model.grid.resolution=32", "model.light.resolution=16",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads(out.read_text())["results"][0]
+    assert row["rounds"] == 2 and row["contended_s_median"] > 0 and row["step_s_median"] > 0
+    assert row["contended_ratio"] == pytest.approx(row["contended_s_median"] / row["step_s_median"])
+    assert len(row["contended_threads"]["alone"]) == len(row["contended_threads"]["contended"]) == 4
+    assert "beside a busy process" in result.stdout and "threads: auto" in result.stdout
+
+
+def test_busy_neighbour_is_stopped_even_on_error():
+    from scripts.bench_common import busy_neighbour
+
+    with pytest.raises(RuntimeError), busy_neighbour() as process:
+        assert process.poll() is None  # running
+        raise RuntimeError("the benchmark failed")
+    assert process.poll() is not None
+
+
+def test_bench_run_times_train_py_alone_and_contended(tmp_path):
+    out = tmp_path / "run.json"
+    result = script("scripts/bench_run.py", "--out", str(out), "--", *TINY, *TINY_SYNTHETIC)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads(out.read_text())["results"][0]
+    assert row["wall time s"]["alone"] > 0 and row["wall time s"]["contended"] > 0
+    assert row["stage 1 step s"]["ratio"] > 0 and "stage 2 step s" in row
+    assert "threads: auto" in result.stdout

@@ -60,6 +60,8 @@ def test_default_preset_smoke(tmp_path):
         "eval_albedo/view_000.png",
     ):
         assert (tmp_path / name).exists(), name
+    first_line = (tmp_path / "train.log").read_text().splitlines()[0]  # train.threads, as it is used
+    assert "threads: auto, 1-" in first_line and "threads: auto" in (tmp_path / "config.yaml").read_text()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {"psnr", "ssim", "chamfer_l1", "f_score"} <= set(metrics) and metrics["views"] == 1
     assert 0 < metrics["seen_fraction"] <= 1 and 0 <= metrics["recall_seen"] <= 1
@@ -197,6 +199,8 @@ def test_torchrun_two_processes(tmp_path):
     parallel = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600, check=False)
     assert parallel.returncode == 0, parallel.stderr[-3000:]
     assert parallel.stdout.count("train.py: done") == 1
+    share = max(1, len(os.sched_getaffinity(0)) // 2)  # each process's share of the cores: no oversubscribing
+    assert parallel.stdout.count(f"threads: auto, 1-{share} of") == 1
     assert list(workdir.iterdir()) == []
     for name in ("checkpoints/step_2.pt", "mesh/mesh.glb", "stage1_mesh/mesh.obj", "metrics.json"):
         assert (tmp_path / "parallel" / name).exists(), name

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from data.dataset import MultiViewDataset
+from geometry import cpu_threads
+from geometry.cpu_threads import ThreadPolicy
 from recon.checkpoint import CheckpointError, save_checkpoint
 from recon.errors import Interrupted
 from recon.loop import newest_state, stop_signals
@@ -220,3 +222,32 @@ def test_a_checkpoint_of_another_model_is_named_in_one_line(textured, dataset, t
     save_checkpoint(path, state)
     with pytest.raises(CheckpointError, match="stage2: a checkpoint of another model"):
         stage2(textured, dataset, tmp_path, steps=4).restore()
+
+
+class CountingLoad:
+    """A load reading for geometry.cpu_threads' policy that counts how often it is looked at, and always
+    reports one busy neighbour on two cores."""
+
+    available = True
+
+    def __init__(self):
+        self.looks = 0
+
+    def seconds_since(self) -> float:
+        self.looks += 1
+        return 1.0
+
+    def others(self) -> float:
+        return 1.0
+
+
+def test_both_stages_adapt_the_thread_count(textured, dataset, tmp_path):
+    """train.threads=auto: every step of either stage looks at the load first (geometry.cpu_threads)."""
+    load = CountingLoad()
+    policy = ThreadPolicy(fixed=None, ceiling=2, cores=2, load=load, threads=2)
+    with cpu_threads.installed(policy):
+        torch.manual_seed(0)
+        Trainer(ReconstructionModel(ModelConfig(light=LIGHT)), dataset, settings(), tmp_path).train_step()
+        assert load.looks == 1 and policy.threads == 1 and torch.get_num_threads() == 1
+        stage2(textured, dataset, tmp_path / "stage2", 2).train_step()  # its occlusion passes look too
+        assert load.looks >= 2

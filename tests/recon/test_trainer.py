@@ -159,3 +159,16 @@ def test_a_fine_grid_the_narrow_band_cannot_reach_is_a_config_error():
     config.train.fine_grid_resolution = -1
     with pytest.raises(ConfigError, match=r"^train.fine_grid_resolution=-1: expected an integer >= 0"):
         validate(config)
+
+
+def test_threads_is_auto_or_a_count():
+    config = OmegaConf.to_object(OmegaConf.structured(Config))
+    assert config.train.threads == "auto"
+    for good in ("auto", "1", "12"):
+        config.train.threads = good
+        validate(config)
+    for bad in ("0", "two", "-2"):
+        config.train.threads = bad
+        expected = rf"^train.threads='{bad}': expected auto or a thread count >= 1"
+        with pytest.raises(ConfigError, match=expected):
+            validate(config)
