@@ -244,6 +244,7 @@ class TrainingLoop:
         for name, value in self.terms.items():
             self.writer.add_scalar(self.scalar_tag(name), value, step)
         self.writer.add_scalar(self.scalar_tag("step_seconds"), seconds, step)
+        self.writer.add_scalar("cpu/threads", torch.get_num_threads(), step)  # train.threads=auto moves it
         for group in self.optimizer.param_groups:
             self.writer.add_scalar(f"lr/{group['name']}", group["lr"], step)
 

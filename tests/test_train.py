@@ -80,7 +80,7 @@ def test_default_preset_smoke(tmp_path):
         scalars |= set(accumulator.Tags()["scalars"])
     assert "config/text_summary" in texts
     assert {"eval/test_view", "eval/relit_view", "eval/albedo_vs_truth"} <= images
-    assert {"eval/albedo_psnr", "eval/relight_psnr"} <= scalars
+    assert {"eval/albedo_psnr", "eval/relight_psnr", "cpu/threads"} <= scalars
     again = subprocess.run(
         [sys.executable, "scripts/evaluate.py", str(tmp_path)],
         cwd=ROOT,
