@@ -88,6 +88,12 @@ class StepResult:
     grid: SDFGrid
 
 
+STAGE1_OCCLUSION_DIRECTIONS = 64
+"""Depth maps per occlusion computation in stage 1: half stage 2's (``stage2.occlusion_directions``), as
+stage 1 recomputes it for a mesh that keeps changing and only as a shading estimate; the exported asset's
+occlusion is computed with stage 2's count."""
+
+
 class ReconstructionModel(nn.Module):
     """The SDF network, material MLP and light; for photos without masks also a ``backdrop`` (what the
     views show around the object: the light, the ground plane) and a ``region`` (normalized) that the
@@ -120,7 +126,7 @@ class ReconstructionModel(nn.Module):
         if resolution != self.grid.resolution:
             self.grid = replace(self.config.grid, resolution=resolution)
 
-    def update_occlusion(self, directions: int = 64) -> None:
+    def update_occlusion(self, directions: int = STAGE1_OCCLUSION_DIRECTIONS) -> None:
         """Compute the ambient occlusion (render.occlusion) of the current mesh, for :meth:`occlusion_at`."""
         with torch.no_grad():
             vertices, faces, _ = self.extract()

@@ -167,7 +167,7 @@ def run_phases(
     textured = textured_model(config, run_dir, trainer, progress, context)
     textured.region = dataset.region  # also when read back from checkpoints/textured.pt
     if context.is_main and not progress.finished("stage1_mesh"):
-        export_model(textured, dataset, run_dir / "stage1_mesh")
+        export_model(textured, dataset, run_dir / "stage1_mesh", config.stage2.occlusion_directions)
         progress.mark("stage1_mesh")
     stage2 = Stage2Trainer(
         textured, dataset, config.stage2, config.train, run_dir, context, step_offset=config.train.steps
@@ -180,7 +180,7 @@ def run_phases(
     if not context.is_main:
         return {}
     if not progress.finished("mesh"):
-        export_model(stage2.model, dataset, run_dir / "mesh")
+        export_model(stage2.model, dataset, run_dir / "mesh", config.stage2.occlusion_directions)
         progress.mark("mesh")
     if config.evaluate and held_out_split(dataset.scene.splits) is not None:
         if progress.finished("metrics") and (run_dir / "metrics.json").is_file():
@@ -218,13 +218,16 @@ def textured_model(
     return textured
 
 
-def export_model(model: Stage2Model, dataset: MultiViewDataset, folder: Path) -> Path:
-    """Write the asset of a textured model in the dataset's world units."""
+def export_model(
+    model: Stage2Model, dataset: MultiViewDataset, folder: Path, occlusion_directions: int
+) -> Path:
+    """Write the asset of a textured model in the dataset's world units; its occlusion (ORM's R) from
+    ``occlusion_directions`` depth maps, stage 2's own count (``stage2.occlusion_directions``)."""
     model = copy.deepcopy(model).cpu()
     vertices = dataset.transform.to_world(model.vertices.detach())
     textures = model.material.textures()
     if model.occlusion is not None:  # of the final vertices, into ORM's R channel
-        model.update_occlusion()
+        model.update_occlusion(occlusion_directions)
         size = textures.base_color.shape[0]
         textures.occlusion = bake_vertex_values(
             model.occlusion[:, None], model.faces, model.uv, model.uv_faces, size

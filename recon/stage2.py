@@ -68,7 +68,8 @@ class Stage2Config:
     occlusion_every: int = 100
     """Recompute the occlusion every this many steps (the vertices move)."""
     occlusion_directions: int = 128
-    """Depth maps per occlusion computation (256^2 each)."""
+    """Depth maps per occlusion computation (256^2 each), in stage 2 and for the exported asset's occlusion
+    (stage 1, whose mesh changes every step, uses recon.model.STAGE1_OCCLUSION_DIRECTIONS)."""
 
 
 class Stage2Model(nn.Module):
@@ -188,7 +189,7 @@ class Stage2Trainer(TrainingLoop):
             )
         if config.optimize_vertices:
             groups.append({"params": [model.offsets], "lr": config.vertex_lr, "name": "vertices"})
-        optimizer = adam(groups, eps=1e-15)
+        optimizer = adam(groups, eps=settings.optimizer.eps)  # the run's Adam epsilon, as in stage 1
         scheduler = exponential_decay(optimizer, config.final_lr_fraction, config.steps)
         super().__init__(
             model, dataset, config, settings, optimizer, Path(run_dir), stage2_checkpoint_dir(run_dir),

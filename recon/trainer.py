@@ -40,7 +40,7 @@ class OptimizerConfig:
     """The ground plane's texture (photos without masks)."""
     final_lr_fraction: float = 0.1
     eps: float = 1e-15
-    """Adam's epsilon (instant-ngp's 1e-15 by default)."""
+    """Adam's epsilon in every stage: the warm-up, stage 1 and stage 2 (instant-ngp's 1e-15 by default)."""
 
 
 @dataclass

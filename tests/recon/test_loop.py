@@ -251,3 +251,30 @@ def test_both_stages_adapt_the_thread_count(textured, dataset, tmp_path):
         assert load.looks == 1 and policy.threads == 1 and torch.get_num_threads() == 1
         stage2(textured, dataset, tmp_path / "stage2", 2).train_step()  # its occlusion passes look too
         assert load.looks >= 2
+
+
+def test_stage2_takes_the_runs_adam_epsilon(textured, dataset, tmp_path):
+    """train.optimizer.eps is the run's Adam epsilon in stage 2 too (it was hard-coded to 1e-15)."""
+    run = settings()
+    run.optimizer.eps = 1e-8
+    model = Stage2Model.from_state(textured.state_dict(), LIGHT)
+    trainer = Stage2Trainer(model, dataset, Stage2Config(steps=1, batch_size=2), run, tmp_path)
+    assert {group["eps"] for group in trainer.optimizer.param_groups} == {1e-8}
+
+
+def test_the_exported_occlusion_uses_stage2s_direction_count(textured, dataset, tmp_path, monkeypatch):
+    """stage2.occlusion_directions also sets the exported asset's occlusion (it was a hard-coded 128)."""
+    from recon.run import export_model
+
+    model = Stage2Model.from_state(textured.state_dict(), LIGHT)
+    model.update_occlusion(8)  # shading with occlusion: the export bakes it into ORM's R
+    counts = []
+    original = Stage2Model.update_occlusion
+
+    def recording(self, directions: int = 128) -> None:
+        counts.append(directions)
+        original(self, directions)
+
+    monkeypatch.setattr(Stage2Model, "update_occlusion", recording)
+    export_model(model, dataset, tmp_path / "mesh", occlusion_directions=16)
+    assert counts == [16] and (tmp_path / "mesh" / "mesh.glb").is_file()
