@@ -57,7 +57,7 @@ class DatasetConfig:
     mask_command: str = ""
     """For a folder of photos: a command that writes one image's mask, run for each image without one
     in DIR/masks/, with {image} and {mask} replaced by paths (e.g. "rembg i {image} {mask}"); empty: none
-    (photos without masks are reconstructed whole, see README)."""
+    (photos without masks are reconstructed whole, see docs/photos.md)."""
     bbox: list[float] = field(default_factory=list)
     """The object's region, [xmin, ymin, zmin, xmax, ymax, zmax] in the dataset's units; empty: found
     from the ground plane and the cameras (photos) or the masks."""
