@@ -50,7 +50,7 @@ from data.images import write_image
 from data.llff import write_llff
 from data.nerf_synthetic import write_nerf_synthetic
 from tests.data.scenes import noise_images, ring_cameras
-from tests.test_train import ROOT, TINY, TINY_SYNTHETIC, train
+from tests.helpers import ROOT, TINY, TINY_SYNTHETIC, train
 
 
 def tiny(*changes: str) -> list[str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 PACKAGES = ("geometry", "data", "render", "recon")
 # Which of our packages each package may import (besides itself).
 ALLOWED = {

@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from tests.test_train import ROOT, TINY, TINY_SYNTHETIC, train
+from tests.helpers import ROOT, TINY, TINY_SYNTHETIC, train
 
 # Runs a script as if bpy were not installed (`import bpy` raises ImportError).
 BLOCK_BPY = (

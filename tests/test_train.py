@@ -10,37 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-TINY = [
-    "export.texture_resolution=64",
-    "stage2.steps=2",
-    "train.steps=2",
-    "train.volume.steps=2",
-    "train.batch_size=2",
-    "train.progress=false",
-    "train.image_every=1",
-    "model.light.resolution=16",
-    "model.grid.resolution=32",
-]
-TINY_SYNTHETIC = [
-    "dataset.synthetic.resolution=32",
-    "dataset.synthetic.n_train=4",
-    "dataset.synthetic.n_val=1",
-    "dataset.synthetic.n_test=1",
-    "dataset.synthetic.mesh_resolution=32",
-    "dataset.synthetic.light_resolution=16",
-]
-
-
-def train(run_dir: Path, *arguments: str, threads: int = 0) -> subprocess.CompletedProcess:
-    """``python train.py`` in a subprocess; ``threads`` > 0 pins PyTorch's thread count (1 = bitwise
-    reproducible: with more, float sums reorder and training trajectories drift apart)."""
-    command = [sys.executable, "train.py", f"hydra.run.dir={run_dir}", *arguments]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
-    return subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env=env
-    )
+from tests.helpers import ROOT, SHARED, TINY, TINY_SYNTHETIC, train
 
 
 def test_default_preset_smoke(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_train import ROOT, TINY, TINY_SYNTHETIC, train
+from tests.helpers import ROOT, TINY, TINY_SYNTHETIC, train
 
 SHORT_RECONSTRUCTION_PSNR = 25.0
 """Test PSNR (dB) the short CI reconstruction must beat. Measured 2026-11-21 on the 2-core machine with one

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,8 +12,7 @@ from data.images import linear_to_srgb, srgb_to_linear
 from data.nerf_synthetic import write_nerf_synthetic
 from geometry.obj import read_obj
 from tests.data.scenes import noise_images, ring_cameras
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.helpers import SHARED
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from geometry.distance import (
     signed_distance,
     winding_number,
 )
-from tests.geometry.test_mesh import sphere_mesh
+from tests.helpers import sphere_mesh
 
 
 def test_point_triangle_distance_regions():

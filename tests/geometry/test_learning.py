@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +16,9 @@ from geometry.obj import read_obj
 from geometry.regularizers import eikonal_loss, eikonal_points
 from geometry.sdf import SDFNetwork, SDFNetworkConfig
 from tests.geometry.analytic import box, torus
+from tests.helpers import SHARED
 
-SPOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "spot" / "spot.obj"
+SPOT = SHARED / "spot" / "spot.obj"
 CHAMFER_LIMIT = 0.008  # world units; a 64^3 cell is ~0.03 for Spot's box
 
 

@@ -17,12 +17,7 @@ from geometry.mesh import (
     vertex_normals,
 )
 from geometry.obj import MeshFileError, obj_text, read_obj, write_obj
-from geometry.primitives import uv_sphere
-
-
-def sphere_mesh(n_lat=16, n_lon=32, radius=1.0, centre=(0.0, 0.0, 0.0)):
-    vertices, _, faces = uv_sphere(n_lat, n_lon, radius)
-    return vertices.float() + torch.tensor(centre), faces.long()
+from tests.helpers import sphere_mesh
 
 
 def test_vertex_normals_of_a_sphere_are_radial():

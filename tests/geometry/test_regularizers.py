@@ -17,7 +17,7 @@ from geometry.regularizers import (
     sdf_sign_loss,
 )
 from tests.geometry.analytic import box, sphere, torus
-from tests.geometry.test_mesh import sphere_mesh
+from tests.helpers import sphere_mesh
 
 LOWER, UPPER = torch.full((3,), -1.0), torch.full((3,), 1.0)
 

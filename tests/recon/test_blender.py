@@ -6,7 +6,6 @@ Skipped without bpy (and, for the spot_mitsuba test, without ../shared)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -30,25 +29,23 @@ from render.camera import look_at
 from render.envmap import latlong_directions
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.renderer import render_views
-from tests.recon.test_export import _accessor
+from tests.helpers import SHARED, gltf_accessor
 
 bpy = pytest.importorskip(
     "bpy", reason="Blender's Python module is not installed (pip install -e '.[blender]')"
 )
 from recon import blender  # noqa: E402  (after the skip: the module is useless without bpy)
 
-SPOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 
 @pytest.fixture(scope="module")
 def spot_asset(tmp_path_factory):
     """spot_mitsuba's ground truth exported through our exporter: gt_mesh.obj, the Spot texture,
     roughness 0.45, metallic 0, env.hdr (read by our loader, written back as probe.hdr)."""
-    root = SPOT / "spot_mitsuba"
-    if not (root / "gt_mesh.obj").is_file() or not (SPOT / "spot" / "spot_texture.png").is_file():
+    root = SHARED / "spot_mitsuba"
+    if not (root / "gt_mesh.obj").is_file() or not (SHARED / "spot" / "spot_texture.png").is_file():
         pytest.skip("../shared/data/spot_mitsuba is not available")
     mesh = read_obj(root / "gt_mesh.obj")
-    image = torch.from_numpy(iio.imread(SPOT / "spot" / "spot_texture.png")[..., :3].copy()).float() / 255
+    image = torch.from_numpy(iio.imread(SHARED / "spot" / "spot_texture.png")[..., :3].copy()).float() / 255
     base = torch.flip(srgb_to_linear(image), dims=[0])
     size = base.shape[0]
     textures = Textures(base, torch.full((size, size, 1), 0.45), torch.zeros(size, size, 1), torch.ones(1))
@@ -175,7 +172,7 @@ def test_tangents_are_blenders_mikktspace(bumpy_asset):
     mesh.calc_tangents()
     gltf = pygltflib.GLTF2().load(str(bumpy_asset / "mesh" / "mesh.glb"))
     attributes = gltf.meshes[0].primitives[0].attributes
-    ours = _accessor(gltf, attributes.TANGENT, 4)
+    ours = gltf_accessor(gltf, attributes.TANGENT, 4)
     loops = np.array([loop.vertex_index for loop in mesh.loops])
     theirs = np.array([loop.tangent[:] for loop in mesh.loops])
     signs = np.array([loop.bitangent_sign for loop in mesh.loops])

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -18,8 +17,7 @@ pytest.importorskip("pycolmap")
 from geometry.obj import read_obj  # noqa: E402
 from recon.capture import CaptureConfig, evaluate_capture, make_capture_scene  # noqa: E402
 from recon.synthetic import SyntheticConfig  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module")

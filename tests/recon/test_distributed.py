@@ -12,9 +12,8 @@ import torch
 from data.dataset import MultiViewDataset, load_scene
 from recon.distributed import DistributedContext, DistributedError, resolve_device
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
+from tests.helpers import ROOT
 from tests.recon.ddp_step import one_step
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

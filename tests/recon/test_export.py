@@ -23,6 +23,7 @@ from recon.export import export_asset
 from render.hdr import read_hdr
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.raster import texture
+from tests.helpers import ROOT, gltf_accessor
 
 
 def smooth_material(p: torch.Tensor):
@@ -143,19 +144,11 @@ def test_export_replaces_atomically(asset, tmp_path):
     assert not list(tmp_path.glob(".mesh.*"))
 
 
-def _accessor(gltf, index: int, components: int) -> np.ndarray:
-    accessor, blob = gltf.accessors[index], gltf.binary_blob()
-    view = gltf.bufferViews[accessor.bufferView]
-    dtype = np.float32 if accessor.componentType == 5126 else np.uint32
-    start = view.byteOffset + (accessor.byteOffset or 0)
-    return np.frombuffer(blob, dtype, accessor.count * components, start).reshape(accessor.count, components)
-
-
 def _glb_mesh(folder):
     gltf = pygltflib.GLTF2().load(str(folder / "mesh.glb"))
     primitive = gltf.meshes[0].primitives[0]
-    positions = _accessor(gltf, primitive.attributes.POSITION, 3)
-    indices = _accessor(gltf, primitive.indices, 1).reshape(-1, 3)
+    positions = gltf_accessor(gltf, primitive.attributes.POSITION, 3)
+    indices = gltf_accessor(gltf, primitive.indices, 1).reshape(-1, 3)
     return gltf, primitive, positions, indices
 
 
@@ -197,8 +190,8 @@ def test_normal_map_export(asset, tmp_path):
     assert image.shape == (512, 512, 3) and abs(int(image[0, 0, 0]) - round(255 * (0.3 / 1.044 + 1) / 2)) <= 1
     gltf, primitive, positions, _ = _glb_mesh(folder)
     assert gltf.materials[0].normalTexture.index == 2 and len(gltf.images) == 3
-    tangents = _accessor(gltf, primitive.attributes.TANGENT, 4)
-    normals = _accessor(gltf, primitive.attributes.NORMAL, 3)
+    tangents = gltf_accessor(gltf, primitive.attributes.TANGENT, 4)
+    normals = gltf_accessor(gltf, primitive.attributes.NORMAL, 3)
     assert len(tangents) == len(positions)
     assert np.allclose(np.linalg.norm(tangents[:, :3], axis=-1), 1, atol=1e-5)
     assert np.abs((tangents[:, :3] * normals).sum(-1)).max() < 1e-4
@@ -210,7 +203,7 @@ def test_normal_map_export(asset, tmp_path):
     assert back is not None and float((back - with_normals.normal).abs().max()) < 0.01
 
 
-VALIDATOR = Path(__file__).resolve().parents[2] / ".ci" / "node" / "node_modules" / "gltf-validator"
+VALIDATOR = ROOT / ".ci" / "node" / "node_modules" / "gltf-validator"
 
 
 @pytest.mark.skipif(

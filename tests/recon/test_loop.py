@@ -20,6 +20,7 @@ from recon.stage2 import Stage2Config, Stage2Model, Stage2Trainer
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.trainer import TrainConfig, Trainer
 from render.light import EnvironmentLightConfig
+from tests.helpers import CountingLoad
 
 LIGHT = EnvironmentLightConfig(resolution=16)
 
@@ -222,23 +223,6 @@ def test_a_checkpoint_of_another_model_is_named_in_one_line(textured, dataset, t
     save_checkpoint(path, state)
     with pytest.raises(CheckpointError, match="stage2: a checkpoint of another model"):
         stage2(textured, dataset, tmp_path, steps=4).restore()
-
-
-class CountingLoad:
-    """A load reading for geometry.cpu_threads' policy that counts how often it is looked at, and always
-    reports one busy neighbour on two cores."""
-
-    available = True
-
-    def __init__(self):
-        self.looks = 0
-
-    def seconds_since(self) -> float:
-        self.looks += 1
-        return 1.0
-
-    def others(self) -> float:
-        return 1.0
 
 
 def test_both_stages_adapt_the_thread_count(textured, dataset, tmp_path):

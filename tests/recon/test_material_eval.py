@@ -4,7 +4,6 @@ reference files get one line, and Mitsuba 3 (when installed) reproduces the inde
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,7 @@ from recon.metrics import image_psnr
 from recon.relight_eval import relight_mitsuba, relight_ours, relight_root
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from render.hdr import load_environment, write_hdr
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from tests.helpers import SHARED
 
 
 @pytest.fixture(scope="module")

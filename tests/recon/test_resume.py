@@ -12,8 +12,8 @@ from recon.config import register, to_config
 from recon.errors import RunFolderError
 from recon.resume import resumed_config
 from recon.run_folder import add_resume, load_config, write_config
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 STARTED_WITH = ("+experiment=concave", "train.steps=50", "model.grid.resolution=32", "stage2.steps=7",
                 "train.progress=false", "device=cpu")  # fmt: skip
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from scipy.spatial import ConvexHull
 
@@ -15,8 +13,9 @@ from recon.procedural import procedural_material, procedural_sky
 from recon.synthetic import SyntheticConfig, make_synthetic_scene
 from render.envmap import latlong_directions
 from render.hdr import read_hdr, write_hdr
+from tests.helpers import SHARED
 
-SPOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "spot" / "spot.obj"
+SPOT = SHARED / "spot" / "spot.obj"
 SMALL = {
     "n_train": 6,
     "n_val": 1,

@@ -13,7 +13,7 @@ from geometry.primitives import uv_sphere
 from recon.bake import bake_textures
 from recon.metrics import views_seeing
 from render.occlusion import vertex_occlusion
-from tests.recon.test_loop import CountingLoad
+from tests.helpers import CountingLoad
 
 
 def two_cameras() -> Camera:

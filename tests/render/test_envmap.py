@@ -13,8 +13,9 @@ from render.envmap import (
 )
 from render.hdr import EnvironmentFileError, decode_rgbe, encode_rgbe, load_environment, read_hdr, write_hdr
 from render.light import EnvironmentLight, EnvironmentLightConfig
+from tests.helpers import SHARED
 
-SHARED_ENV = "../shared/data/spot_mitsuba/env.hdr"
+SHARED_ENV = SHARED / "spot_mitsuba" / "env.hdr"
 
 
 def _smooth(d: torch.Tensor) -> torch.Tensor:
@@ -67,10 +68,10 @@ def test_hdr_reads_flat_scanlines(tmp_path):
     assert (error <= image.max(-1, keepdims=True) / 256).all()
 
 
-@pytest.mark.skipif(not __import__("os").path.exists(SHARED_ENV), reason="shared data not present")
+@pytest.mark.skipif(not SHARED_ENV.is_file(), reason="shared data not present")
 def test_reads_a_third_party_hdr():
     image = load_environment(SHARED_ENV)
-    reference = np.load(SHARED_ENV.replace(".hdr", ".npy"))
+    reference = np.load(SHARED_ENV.with_suffix(".npy"))
     assert image.shape == reference.shape
     assert np.abs(image - reference).max() <= reference.max() / 128
 
