@@ -43,9 +43,13 @@ class Target:
         return point_mesh_distance(points, self.vertices, self.faces, candidates=8)
 
 
-@pytest.fixture(scope="module")
-def target() -> Target:
-    if SPOT.exists():
+@pytest.fixture(scope="module", params=["box+torus", "spot"])
+def target(request) -> Target:
+    """The surface to learn: an analytic box with a torus through it always, and Spot when ../shared has
+    it (skipped otherwise)."""
+    if request.param == "spot":
+        if not SPOT.exists():
+            pytest.skip("../shared/data/spot is not available")
         mesh = read_obj(SPOT)
         lower, upper = mesh.vertices.min(0).values - 0.1, mesh.vertices.max(0).values + 0.1
         return Target("spot", mesh.vertices, mesh.faces, lower, upper)
@@ -55,7 +59,7 @@ def target() -> Target:
 
     lower, upper = torch.full((3,), -1.0), torch.full((3,), 1.0)
     vertices, faces, _ = extract_mesh(shape, lower, upper, GridConfig(128))
-    return Target("box+torus (analytic, Spot absent)", vertices, faces, lower, upper, shape)
+    return Target("box+torus (analytic)", vertices, faces, lower, upper, shape)
 
 
 def make_network(target: Target) -> tuple[SDFNetwork, torch.optim.Optimizer]:

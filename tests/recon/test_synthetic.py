@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from scipy.spatial import ConvexHull
 
@@ -81,8 +82,13 @@ def test_procedural_scene(tmp_path, report):
     )
 
 
-def test_reference_mesh_scene(tmp_path):
-    if SPOT.exists():
+@pytest.mark.parametrize("mesh", ["sphere", "spot"])
+def test_reference_mesh_scene(tmp_path, mesh):
+    """Any OBJ as the object, under a user's environment file: a sphere always, and Keenan Crane's
+    textured Spot when ../shared has it."""
+    if mesh == "spot":
+        if not SPOT.exists():
+            pytest.skip("../shared/data/spot is not available")
         path = SPOT
     else:
         vertices, _, faces = uv_sphere(16, 32, 0.7)
@@ -98,7 +104,7 @@ def test_reference_mesh_scene(tmp_path):
     assert 0.05 < coverage < 0.9
     exact, tolerant = fraction_inside_alpha(synthetic.scene, synthetic.mesh.vertices)
     assert tolerant > 0.999
-    if SPOT.exists():  # textured: the base colour varies across the image
+    if mesh == "spot":  # textured: the base colour varies across the image
         rgb = dataset.rgba[..., :3][dataset.rgba[..., 3] == 255].float()
         assert float(rgb.std(0).mean()) > 10
     normals = face_normals(synthetic.mesh.vertices, synthetic.mesh.faces)
