@@ -71,6 +71,11 @@ def _affinity() -> set[int] | None:
         return None
 
 
+def _local_processes() -> int:
+    """torchrun's process count on this machine (``LOCAL_WORLD_SIZE``; 1 without torchrun)."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+
+
 def usable_cores(
     cpus: set[int] | None = None, quota: float | None = None, local_processes: int | None = None
 ) -> int:
@@ -82,14 +87,14 @@ def usable_cores(
     quota = _cgroup_quota() if quota is None else quota
     if quota is not None:
         count = min(count, max(1, math.floor(quota)))
-    if local_processes is None:
-        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(1, count // max(1, local_processes))
+    local_processes = _local_processes() if local_processes is None else max(1, local_processes)
+    return max(1, count // local_processes)
 
 
 def parse_setting(value: str | int) -> int | None:
-    """``auto`` -> None, ``N`` (>= 1) -> N; a ValueError for anything else."""
-    text = str(value).strip().lower()
+    """``auto`` -> None, ``N`` (>= 1) -> N; a ValueError for anything else (``train.threads``' one
+    check, recon.config.RULES)."""
+    text = str(value).lower()
     if text == "auto":
         return None
     if text.isdigit() and int(text) >= 1:
@@ -189,12 +194,12 @@ class ThreadPolicy:
     def from_setting(cls, setting: str | int, load: CpuLoad | None = None) -> ThreadPolicy:
         """The policy for ``train.threads``; ``load`` (default: this machine's /proc/stat) for auto."""
         fixed = parse_setting(setting)
-        torchrun = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) > 1
+        processes = _local_processes()
         cores = usable_cores(local_processes=1)
-        share = usable_cores()
+        share = max(1, cores // processes)
         # torch's default is the physical cores (or OMP_NUM_THREADS); torchrun sets OMP_NUM_THREADS=1
         # itself, so under torchrun the share of the cores is the ceiling.
-        ceiling = share if torchrun else max(1, min(share, torch.get_num_threads()))
+        ceiling = share if processes > 1 else max(1, min(share, torch.get_num_threads()))
         if fixed is not None:
             return cls(fixed=fixed, ceiling=fixed, cores=cores, threads=fixed)
         load = CpuLoad() if load is None else load

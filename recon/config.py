@@ -17,6 +17,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 from data.dataset import FORMATS
 from data.scene import SceneData
 from data.sfm import SFM_MODES
+from geometry.cpu_threads import parse_setting
 from recon.errors import ConfigError
 from recon.losses import IMAGE_LOSSES
 from recon.model import ModelConfig
@@ -105,6 +106,14 @@ def _power_of_two(value: int) -> bool:
     return value >= 8 and not value & (value - 1)
 
 
+def _thread_setting(value: str) -> bool:
+    try:
+        parse_setting(value)
+    except ValueError:
+        return False
+    return True
+
+
 RULES: tuple[tuple[str, object, str], ...] = (
     # (key, test of the value, what the key takes)
     ("train.steps", lambda v: v >= 1, "an integer >= 1 (stage 1 must train before stage 2 can start)"),
@@ -122,11 +131,7 @@ RULES: tuple[tuple[str, object, str], ...] = (
     ("train.volume.samples", lambda v: v >= 2, "an integer >= 2"),
     ("train.volume.view_degree", lambda v: v in (0, 1, 2), "0, 1 or 2"),
     ("train.volume.initial_sharpness", lambda v: v > 0, "a number > 0"),
-    (
-        "train.threads",
-        lambda v: str(v).lower() == "auto" or (str(v).isdigit() and int(v) >= 1),
-        "auto or a thread count >= 1",
-    ),  # fmt: skip
+    ("train.threads", _thread_setting, "auto or a thread count >= 1"),
     ("train.log_every", lambda v: v >= 1, "an integer >= 1"),
     ("train.image_every", lambda v: v >= 0, "an integer >= 0 (0: no images)"),
     ("train.checkpoint_every", lambda v: v >= 0, "an integer >= 0 (0: by time only)"),

@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from scripts.bench_common import busy_neighbour, write_json  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 PHASE_TAGS = {
     "warm-up": "volume/step_seconds",
     "stage 1": "train/step_seconds",
