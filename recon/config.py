@@ -15,60 +15,17 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from data.dataset import FORMATS
-from data.scene import SceneData
 from data.sfm import SFM_MODES
 from geometry.cpu_threads import parse_setting
 from recon.errors import ConfigError
-from recon.losses import IMAGE_LOSSES
-from recon.model import ModelConfig
-from recon.stage2 import Stage2Config
-from recon.synthetic import BUILT_IN_OBJECTS, SyntheticConfig
-from recon.trainer import TrainConfig, fine_grid
+from recon.scenes.scene import DatasetConfig
+from recon.scenes.synthetic import BUILT_IN_OBJECTS
+from recon.train.losses import IMAGE_LOSSES
+from recon.train.model import ModelConfig
+from recon.train.stage2 import Stage2Config
+from recon.train.trainer import TrainConfig, fine_grid
 from render.brdf import DIFFUSE_MODELS
 from render.raster import BACKENDS
-
-
-def _default_synthetic() -> SyntheticConfig:
-    return SyntheticConfig(
-        n_train=48, n_val=2, n_test=8, resolution=128, mesh_resolution=128, light_resolution=64
-    )
-
-
-@dataclass
-class DatasetConfig:
-    """Where the views come from."""
-
-    path: str = ""
-    """A dataset folder (NeRF-synthetic, nerfstudio, COLMAP, LLFF); empty = the built-in synthetic scene."""
-    format: str = "auto"
-    """auto, nerf_synthetic, nerfstudio, colmap or llff."""
-    test_every: int = 8
-    """Hold-out rule for formats without explicit splits: every n-th view is a test view."""
-    downscale: float = 1.0
-    """Divide the image size by this on load."""
-    max_side: int = 0
-    """Downscale further, if needed, so that no image side exceeds this many pixels (0: no limit);
-    photos straight from a camera are far larger than a CPU run needs."""
-    background: str = "random"
-    """Training background of masked views: random, white or black (photos without masks are explained
-    by the environment light and the ground plane instead)."""
-    sfm: str = "auto"
-    """Camera poses by structure from motion (pycolmap) for a folder of photos (DIR/images/ or DIR):
-    auto (when the folder has no poses yet; written to DIR/sparse/0 and reused), force (redo) or off."""
-    mask_command: str = ""
-    """For a folder of photos: a command that writes one image's mask, run for each image without one
-    in DIR/masks/, with {image} and {mask} replaced by paths (e.g. "rembg i {image} {mask}"); empty: none
-    (photos without masks are reconstructed whole, see docs/photos.md)."""
-    bbox: list[float] = field(default_factory=list)
-    """The object's region, [xmin, ymin, zmin, xmax, ymax, zmax] in the dataset's units; empty: found
-    from the ground plane and the cameras (photos) or the masks."""
-    synthetic: SyntheticConfig = field(default_factory=_default_synthetic)
-    """The built-in scene, rendered into <run dir>/synthetic when ``path`` is empty."""
-
-    def downscale_for(self, scene: SceneData) -> float:
-        """The downscale factor for ``scene``'s images: ``downscale``, more when ``max_side`` needs it."""
-        longest = max(scene.cameras.width, scene.cameras.height)
-        return max(self.downscale, longest / self.max_side) if self.max_side > 0 else self.downscale
 
 
 @dataclass

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from data.files import write_text_atomic
 from recon.config import Config, leaf_values
+from recon.run_dir import PROGRESS_FILE
 
 PHASES = ("stage1", "textured", "stage1_mesh", "stage2", "mesh", "metrics")
 """In order: stage 1 trained; the stage-2 model made from it (``checkpoints/textured.pt``); the stage-1
 asset exported; stage 2 trained; the final asset exported; the evaluation written."""
 
-PROGRESS_FILE = "progress.json"
 
 MACHINE_KEYS = (
     "device", "render_backend", "model.sdf.encoding.backend", "model.material.encoding.backend",

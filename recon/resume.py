@@ -17,12 +17,12 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from recon.checkpoint import checkpoints_newest_first
 from recon.config import Config, leaf_values, to_config
 from recon.errors import RunFolderError
 from recon.progress import BOOKKEEPING_KEYS, MACHINE_KEYS, phase_of, recorded_phases
 from recon.run_folder import check_resumable, load_config
-from recon.stage2 import stage2_checkpoint_dir, textured_checkpoint
+from recon.train.checkpoint import checkpoints_newest_first
+from recon.train.stage2 import stage2_checkpoint_dir, textured_checkpoint
 
 STEP_KEYS = ("train.steps", "stage2.steps")
 """May grow on a resume (the stage continues; the phases after it are redone), never shrink."""

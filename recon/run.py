@@ -19,21 +19,22 @@ from data.scene import held_out_split
 from geometry import cpu_threads
 from geometry.cpu_threads import ThreadPolicy
 from recon import run_folder
-from recon.backdrop import make_backdrop, save_ground
-from recon.bake import bake_vertex_values
-from recon.checkpoint import load_checkpoint, save_checkpoint
+from recon.asset.backdrop import make_backdrop, save_ground
+from recon.asset.bake import bake_vertex_values
+from recon.asset.export import export_asset
 from recon.config import Config, validate
 from recon.distributed import DistributedContext
-from recon.evaluate import evaluate, log_evaluation
-from recon.export import export_asset
-from recon.loop import stop_signals
-from recon.model import ReconstructionModel
+from recon.evaluation.evaluate import evaluate, log_evaluation
 from recon.progress import RunProgress
+from recon.run_dir import RunDir
 from recon.run_folder import RunLock, RunLog
-from recon.scene import build_scene, dataset_root
-from recon.stage2 import Stage2Model, Stage2Trainer, stage2_checkpoint_dir, textured_checkpoint
-from recon.trainer import Trainer
-from recon.volume import VolumeWarmup
+from recon.scenes.scene import build_scene, dataset_root
+from recon.train.checkpoint import load_checkpoint, save_checkpoint
+from recon.train.loop import stop_signals
+from recon.train.model import ReconstructionModel
+from recon.train.stage2 import Stage2Model, Stage2Trainer, stage2_checkpoint_dir, textured_checkpoint
+from recon.train.trainer import Trainer
+from recon.train.volume import VolumeWarmup
 from render.raster import set_backend
 
 
@@ -41,7 +42,7 @@ def build_dataset(
     config: Config, run_dir: Path, context: DistributedContext | None = None, sfm: str | None = None
 ) -> MultiViewDataset:
     """The training views (every input checked: files, sizes, masks); ``sfm`` overrides ``dataset.sfm``."""
-    scene = build_scene(config, run_dir, context, sfm)
+    scene = build_scene(config.dataset, run_dir, context, sfm)
     if len(scene.splits.get("train", [])) == 1:  # none: MultiViewDataset says so
         raise DatasetError(
             f"{scene.source}: one training view; a reconstruction needs 2 or more (20 or more for a good one)"
@@ -66,7 +67,7 @@ def start_run(
     resume, main = config.train.resume, context.is_main
 
     def fingerprint() -> dict:
-        return scene_fingerprint(dataset.scene, dataset_root(config, run_dir))
+        return scene_fingerprint(dataset.scene, dataset_root(config.dataset, run_dir))
 
     if main and resume:
         run_folder.check_resumable(run_dir)
@@ -85,13 +86,13 @@ def start_run(
         shutil.rmtree(run_dir / "synthetic", ignore_errors=True)  # of a start that failed: rendered anew
         run_folder.write_config(run_dir, config)
     if main and log is not None:
-        log.attach(run_dir / run_folder.LOG_FILE)
+        log.attach(RunDir(run_dir).log_file)
     if dataset is None:  # the built-in scene, rendered into the run folder
         dataset = build_dataset(config, run_dir, context)
     if main and not resume:
         run_folder.write_record(run_dir, command, fingerprint())
-    if main and (not resume or not (run_dir / run_folder.TRANSFORM_FILE).is_file()):
-        run_folder.save_transform(run_dir, dataset.transform)
+    if main and (not resume or not RunDir(run_dir).transform_file.is_file()):
+        RunDir(run_dir).save_transform(dataset.transform)
     if main and config.evaluate and held_out_split(dataset.scene.splits) is None:
         warn(f"{dataset.scene.source}: no test or val views, so the evaluation at the end is skipped (no "
              "metrics.json); hold views out with dataset.test_every or a transforms_test.json")  # fmt: skip

@@ -25,26 +25,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch.utils.tensorboard import SummaryWriter
 
 from data.files import write_text_atomic
 from data.fingerprint import fingerprint_difference
-from data.normalization import SceneTransform
 from recon.config import Config
 from recon.errors import RunFolderError
-
-CONFIG_FILE, RECORD_FILE, LOG_FILE = "config.yaml", "run.json", "train.log"
+from recon.run_dir import CONFIG_FILE, LOCK_FILE, RECORD_FILE, RunDir
 
 RESULTS = ("config.yaml", "run.json", "progress.json", "metrics.json", "checkpoints", "stage1_mesh", "mesh",
            "eval", "tb")  # fmt: skip
 """What makes a folder an earlier run's (a folder only when it is not empty). A new run's leftovers from a
 start that failed before its record was written (train.log, synthetic/) do not count."""
-
-
-LOCK_FILE = ".lock"
 
 
 class RunLock:
@@ -143,21 +137,8 @@ def write_config(run_dir: Path, config: Config) -> None:
     """config.yaml, and the same text in TensorBoard."""
     text = OmegaConf.to_yaml(OmegaConf.structured(config))
     write_text_atomic(Path(run_dir) / CONFIG_FILE, text)
-    with SummaryWriter(str(Path(run_dir) / "tb")) as writer:
+    with SummaryWriter(str(RunDir(run_dir).tb)) as writer:
         writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)
-
-
-def read_record(run_dir: Path) -> dict:
-    path = Path(run_dir) / RECORD_FILE
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as error:
-        raise RunFolderError(f"{path}: malformed JSON ({error}); the run's record cannot be read") from None
-    if not isinstance(record, dict):
-        raise RunFolderError(f"{path}: expected a JSON object; the run's record cannot be read")
-    return record
 
 
 def write_record(run_dir: Path, command: list[str], fingerprint: dict) -> None:
@@ -170,7 +151,7 @@ def write_record(run_dir: Path, command: list[str], fingerprint: dict) -> None:
 def add_resume(run_dir: Path, command: list[str], changes: dict[str, tuple], fingerprint: dict) -> None:
     """One more resume in run.json: its command line and the keys it changed ([before, after]); the
     dataset's fingerprint too when the run's start did not get to record it."""
-    record = read_record(run_dir)
+    record = RunDir(run_dir).record()
     record.setdefault("dataset", fingerprint)
     entry = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "command": list(command),
              "changed": {key: list(values) for key, values in changes.items()}}  # fmt: skip
@@ -181,7 +162,7 @@ def add_resume(run_dir: Path, command: list[str], changes: dict[str, tuple], fin
 def check_dataset(run_dir: Path, fingerprint: dict) -> None:
     """The resumed run's dataset is the one it started with (run.json's fingerprint; runs recorded before
     fingerprints existed are not checked)."""
-    stored = read_record(run_dir).get("dataset")
+    stored = RunDir(run_dir).record().get("dataset")
     problem = fingerprint_difference(stored, fingerprint) if stored else None
     if problem:
         raise RunFolderError(
@@ -191,49 +172,13 @@ def check_dataset(run_dir: Path, fingerprint: dict) -> None:
 
 
 def load_config(run_dir: Path) -> Config:
-    """The run's configuration as it stands: config.yaml with the keys its resumes changed (run.json)."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise RunFolderError(f"{path}: not a run folder (no {CONFIG_FILE})")
+    """The run's typed configuration as it stands: config.yaml with the keys its resumes changed."""
+    path = RunDir(run_dir).config_file
     try:
-        config = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
-        for resume in read_record(run_dir).get("resumes", []):
-            for key, (_, value) in resume.get("changed", {}).items():
-                OmegaConf.update(config, key, value, merge=False)
-        return OmegaConf.to_object(config)
-    except (OmegaConfBaseException, yaml.YAMLError, ValueError, TypeError) as error:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), RunDir(run_dir).settings()))
+    except (OmegaConfBaseException, ValueError, TypeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RunFolderError(f"{path}: not a configuration this version reads ({reason})") from None
-
-
-TRANSFORM_FILE = "scene_transform.json"
-
-
-def save_transform(run_dir: Path, transform: SceneTransform) -> None:
-    """scene_transform.json: the normalization of the dataset's world, and its up axis."""
-    data = {
-        "offset": transform.offset.tolist(),
-        "scale": transform.scale,
-        "method": transform.method,
-        "up": list(transform.up),
-        "up_source": transform.up_source,
-        "note": "normalized = (world - offset) * scale; mesh.glb maps 'up' to glTF +Y and probe.hdr has it "
-        "as its pole (+Z); mesh.obj stays in the dataset's world frame (the same frame when up is +Z)",
-    }
-    write_text_atomic(Path(run_dir) / TRANSFORM_FILE, json.dumps(data, indent=2))
-
-
-def load_up(run_dir: Path) -> tuple[tuple[float, float, float], str]:
-    """The world's up axis recorded in scene_transform.json (+Z for runs that predate it)."""
-    path = Path(run_dir) / TRANSFORM_FILE
-    try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        up = tuple(float(value) for value in data.get("up", (0.0, 0.0, 1.0)))
-    except (ValueError, TypeError, AttributeError):
-        raise RunFolderError(f"{path}: malformed (expected the JSON that train.py writes)") from None
-    if len(up) != 3:
-        raise RunFolderError(f"{path}: 'up' must have three numbers")
-    return up, str(data.get("up_source", "+Z by convention"))
 
 
 class _Tee:

@@ -30,7 +30,7 @@ PHASE_TAGS = {
     "stage 1": "train/step_seconds",
     "stage 2": "stage2/step_seconds",
 }
-"""The phases' step-time scalars in a run's tb/ (recon.loop.TrainingLoop._log)."""
+"""The phases' step-time scalars in a run's tb/ (recon.train.loop.TrainingLoop._log)."""
 
 
 def step_medians(run_dir: Path) -> dict[str, float]:

@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from geometry import cpu_threads  # noqa: E402
 from geometry.cpu_threads import ThreadPolicy  # noqa: E402
-from recon.checkpoint import load_checkpoint  # noqa: E402
 from recon.config import Config  # noqa: E402
-from recon.model import ReconstructionModel  # noqa: E402
 from recon.run import build_dataset  # noqa: E402
-from recon.stage2 import Stage2Model, Stage2Trainer  # noqa: E402
-from recon.trainer import Trainer  # noqa: E402
+from recon.train.checkpoint import load_checkpoint  # noqa: E402
+from recon.train.model import ReconstructionModel  # noqa: E402
+from recon.train.stage2 import Stage2Model, Stage2Trainer  # noqa: E402
+from recon.train.trainer import Trainer  # noqa: E402
 from scripts.bench_common import busy_neighbour, peak_memory_mb, write_json  # noqa: E402
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "data" / "spot_mitsuba"

@@ -17,29 +17,29 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.files import write_text_atomic  # noqa: E402
-from recon.asset import asset_dataset  # noqa: E402
-from recon.blender import require_bpy  # noqa: E402
-from recon.evaluate import evaluate_asset, load_run  # noqa: E402
-from recon.run_folder import load_up  # noqa: E402
+from recon.asset.load import asset_dataset  # noqa: E402
+from recon.evaluation.blender import require_bpy  # noqa: E402
+from recon.evaluation.evaluate import evaluate_asset, load_run  # noqa: E402
+from recon.run_dir import RunDir  # noqa: E402
 from scripts.cli import run  # noqa: E402
 
 
 def evaluate(run_dir: Path, n_views: int, downscale: float, samples: int) -> None:
     require_bpy()
-    from recon.blender import evaluate_in_blender
-    from recon.scene import build_scene
+    from recon.evaluation.blender import evaluate_in_blender
+    from recon.scenes.scene import build_scene
 
-    config, folder = load_run(run_dir)
-    up, up_source = load_up(run_dir)
-    scene = build_scene(config, run_dir)
+    settings, folder = load_run(run_dir)
+    up, up_source = RunDir(run_dir).up()
+    scene = build_scene(settings.dataset, run_dir)
     split = "test" if scene.splits.get("test") else "val"
-    dataset = asset_dataset(scene, split, downscale or config.dataset.downscale_for(scene))
+    dataset = asset_dataset(scene, split, downscale or settings.dataset.downscale_for(scene))
     views = range(min(n_views, len(dataset)))
     images = run_dir / "eval_blender"
     results = {"asset": folder.name, "split": split, "views": len(views), "samples": samples,
                "resolution": [dataset.cameras.width, dataset.cameras.height], "up": list(up),
                "up_source": up_source}  # fmt: skip
-    results["ours_psnr"] = evaluate_asset(folder, dataset, views, config.model.light.resolution)["psnr"]
+    results["ours_psnr"] = evaluate_asset(folder, dataset, views, settings.light_resolution)["psnr"]
     runs = {
         "glb": {"kind": "glb", "image_dir": images},
         "obj": {"kind": "obj", "image_dir": images},

@@ -19,24 +19,24 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon.asset import asset_dataset  # noqa: E402
-from recon.blender import require_bpy  # noqa: E402
-from recon.evaluate import load_run  # noqa: E402
-from recon.run_folder import load_up  # noqa: E402
+from recon.asset.load import asset_dataset  # noqa: E402
+from recon.evaluation.blender import require_bpy  # noqa: E402
+from recon.evaluation.evaluate import load_run  # noqa: E402
+from recon.run_dir import RunDir  # noqa: E402
 from scripts.cli import run  # noqa: E402
 
 
 def build(run_dir: Path, out: Path, frames: int, samples: int) -> None:
     bpy = require_bpy()
-    from recon import blender
-    from recon.relight import turntable_cameras
-    from recon.scene import build_scene
+    from recon.evaluation import blender
+    from recon.evaluation.relight import turntable_cameras
+    from recon.scenes.scene import build_scene
 
-    config, folder = load_run(run_dir)
-    up, _ = load_up(run_dir)
-    scene_data = build_scene(config, run_dir)
+    settings, folder = load_run(run_dir)
+    up, _ = RunDir(run_dir).up()
+    scene_data = build_scene(settings.dataset, run_dir)
     split = "test" if scene_data.splits.get("test") else "val"
-    dataset = asset_dataset(scene_data, split, config.dataset.downscale_for(scene_data))
+    dataset = asset_dataset(scene_data, split, settings.dataset.downscale_for(scene_data))
     scene = blender.new_scene(samples=samples)
     scene.render.film_transparent = False  # show the environment behind the asset
     scene.render.image_settings.file_format = "PNG"

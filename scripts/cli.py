@@ -10,10 +10,10 @@ from collections.abc import Callable
 from data.errors import DatasetError
 from geometry.encoding import EncodingBackendError
 from geometry.obj import MeshFileError
-from recon.blender import BlenderUnavailable
-from recon.checkpoint import CheckpointError
 from recon.distributed import DistributedError
 from recon.errors import AssetError, ConfigError, RunFolderError, TrainingError
+from recon.evaluation.blender import BlenderUnavailable
+from recon.train.checkpoint import CheckpointError
 from render.hdr import EnvironmentFileError
 from render.raster.nvdiffrast_backend import BackendUnavailableError
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon import mitsuba  # noqa: E402
-from recon.evaluate import evaluate  # noqa: E402
+from recon.evaluation import mitsuba  # noqa: E402
+from recon.evaluation.evaluate import evaluate  # noqa: E402
 from scripts.cli import run  # noqa: E402
 
 

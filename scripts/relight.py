@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon.evaluate import load_run  # noqa: E402
-from recon.relight import render_turntable  # noqa: E402
-from recon.run_folder import load_up  # noqa: E402
+from recon.evaluation.evaluate import load_run  # noqa: E402
+from recon.evaluation.relight import render_turntable  # noqa: E402
+from recon.run_dir import RunDir  # noqa: E402
 from scripts.cli import run  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main() -> int:
 
     def relight() -> None:
         _, folder = load_run(args.run_dir)
-        up, _ = load_up(args.run_dir)
+        up, _ = RunDir(args.run_dir).up()
         paths = render_turntable(folder, args.env, out, args.frames, args.size, args.background, up,
                                  use_blender=args.blender, samples=args.samples)  # fmt: skip
         print(f"relight.py: wrote {len(paths)} frames and {out / 'turntable.gif'}")

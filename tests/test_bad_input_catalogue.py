@@ -347,7 +347,7 @@ def test_unwritable_checkpoint_and_record(tmp_path, monkeypatch):
     import torch
 
     from data.files import write_text_atomic
-    from recon.checkpoint import CheckpointError, save_checkpoint
+    from recon.train.checkpoint import CheckpointError, save_checkpoint
     from scripts.cli import file_system_problem
 
     blocker = tmp_path / "checkpoints"

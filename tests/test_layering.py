@@ -9,13 +9,30 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 PACKAGES = ("geometry", "data", "render", "recon")
-# Which of our packages each package may import (besides itself).
+RECON_BASE = {"recon", "recon.errors", "recon.distributed", "recon.run_dir"}
+"""recon's shared modules: the user errors of a run, processes and devices, the run folder's layout."""
+# Which units each unit may import (besides itself): a unit is a package, or one of recon's sub-packages
+# (recon.base: the modules above; recon.run: the modules of one train.py run, recon/*.py).
+_BELOW_RECON = {"geometry", "data", "render"}
+RECON_UNITS = ("recon.base", "recon.asset", "recon.scenes", "recon.evaluation", "recon.train", "recon.run")
+"""In order: each may import the ones before it."""
 ALLOWED = {
     "geometry": set(),
     "data": set(),
     "render": {"geometry"},
-    "recon": {"geometry", "data", "render"},
+    **{unit: _BELOW_RECON | set(RECON_UNITS[:k]) for k, unit in enumerate(RECON_UNITS)},
 }
+
+
+def _unit(module: str) -> str:
+    """The layering unit of one of our modules (see ALLOWED)."""
+    parts = module.split(".")
+    if parts[0] != "recon":
+        return parts[0]
+    if module in RECON_BASE:
+        return "recon.base"
+    sub = f"recon.{parts[1]}"
+    return sub if sub in ALLOWED else "recon.run"
 
 
 def _module_name(path: Path) -> str:
@@ -57,9 +74,9 @@ def _graph() -> dict[str, set[str]]:
 def test_imports_only_point_down():
     upward = []
     for module, targets in _graph().items():
-        package = module.split(".")[0]
+        unit = _unit(module)
         for target in targets:
-            if target.split(".")[0] not in ALLOWED[package] | {package}:
+            if _unit(target) not in ALLOWED[unit] | {unit}:
                 upward.append(f"{module} imports {target}")
     assert not upward, "imports against the layering of docs/design.md:\n" + "\n".join(sorted(upward))
 
@@ -90,3 +107,23 @@ def test_the_rule_sees_late_and_relative_imports():
     assert _imports(late, "geometry.sdf", False, known) == {"recon.trainer"}
     relative = "from . import ops\nfrom ..light import x\n"
     assert _imports(relative, "render.raster.backend", False, known) == {"render.raster.ops", "render.light"}
+
+
+def test_every_recon_module_has_a_unit_and_the_units_are_ordered():
+    assert {_unit(module) for module in _graph()} <= set(ALLOWED)
+    assert _unit("recon.train.loop") == "recon.train" and _unit("recon.run") == "recon.run"
+    assert _unit("recon.run_dir") == "recon.base"
+    for unit, allowed in ALLOWED.items():  # a unit allows only units it does not itself enable
+        assert all(unit not in ALLOWED[other] for other in allowed), unit
+
+
+def test_evaluating_an_asset_imports_nothing_of_training():
+    graph = _graph()
+    reached, todo = set(), [m for m in graph if m.startswith("recon.evaluation")]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(graph[module])
+    training = sorted(m for m in reached if _unit(m) in ("recon.train", "recon.run"))
+    assert not training, f"recon.evaluation reaches {training}"

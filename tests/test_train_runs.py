@@ -106,7 +106,7 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
     assert "stopped by SIGTERM in stage 1 after step" in line and "continue with train.resume=true" in line
     step = int(line.split("after step ")[1].split(";")[0])
     assert (tmp_path / "checkpoints" / f"step_{step}.pt").is_file()
-    from recon.checkpoint import load_checkpoint
+    from recon.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path / "checkpoints" / f"step_{step}.pt")["step"] == step
 

@@ -12,7 +12,7 @@ from data.images import read_rgba
 from data.llff import load_llff, write_llff
 from data.nerf_synthetic import load_nerf_synthetic, write_nerf_synthetic
 from data.nerfstudio import load_nerfstudio, write_nerfstudio
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
 from tests.data.scenes import known_points, noise_images, ring_cameras
 
 N = 10

@@ -15,8 +15,8 @@ from data.errors import DatasetError  # noqa: E402
 from data.images import write_image  # noqa: E402
 from data.nerf_synthetic import load_nerf_synthetic  # noqa: E402
 from data.sfm import run_sfm  # noqa: E402
-from recon.capture import CaptureConfig, make_capture_scene  # noqa: E402
-from recon.synthetic import SyntheticConfig  # noqa: E402
+from recon.scenes.synthetic import SyntheticConfig  # noqa: E402
+from tests.capture import CaptureConfig, make_capture_scene  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,10 @@ if str(ROOT) not in sys.path:
 from data.dataset import MultiViewDataset, load_scene  # noqa: E402
 from geometry.extraction import GridConfig  # noqa: E402
 from recon.distributed import DistributedContext  # noqa: E402
-from recon.model import ModelConfig, ReconstructionModel  # noqa: E402
-from recon.stage2 import Stage2Config, Stage2Model, train_stage2  # noqa: E402
-from recon.trainer import TrainConfig, Trainer  # noqa: E402
-from recon.volume import VolumeConfig, VolumeWarmup  # noqa: E402
+from recon.train.model import ModelConfig, ReconstructionModel  # noqa: E402
+from recon.train.stage2 import Stage2Config, Stage2Model, train_stage2  # noqa: E402
+from recon.train.trainer import TrainConfig, Trainer  # noqa: E402
+from recon.train.volume import VolumeConfig, VolumeWarmup  # noqa: E402
 from render.light import EnvironmentLightConfig  # noqa: E402
 
 BATCH = 4

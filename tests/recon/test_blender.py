@@ -19,12 +19,12 @@ from data.images import linear_to_srgb, srgb_to_linear
 from geometry.marching_cubes import marching_cubes
 from geometry.mesh import unwrap_uv
 from geometry.obj import read_obj
-from recon.asset import asset_dataset
-from recon.bake import Textures
-from recon.evaluate import evaluate_asset
-from recon.export import export_asset
-from recon.metrics import image_psnr
-from recon.texture_material import TextureMaterial
+from recon.asset.bake import Textures
+from recon.asset.export import export_asset
+from recon.asset.load import asset_dataset
+from recon.asset.texture_material import TextureMaterial
+from recon.evaluation.evaluate import evaluate_asset
+from recon.evaluation.metrics import image_psnr
 from render.camera import look_at
 from render.envmap import latlong_directions
 from render.light import EnvironmentLight, EnvironmentLightConfig
@@ -34,7 +34,7 @@ from tests.helpers import SHARED, gltf_accessor
 bpy = pytest.importorskip(
     "bpy", reason="Blender's Python module is not installed (pip install -e '.[blender]')"
 )
-from recon import blender  # noqa: E402  (after the skip: the module is useless without bpy)
+from recon.evaluation import blender  # noqa: E402  (after the skip: the module is useless without bpy)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import pytest
 pytest.importorskip("pycolmap")
 
 from geometry.obj import read_obj  # noqa: E402
-from recon.capture import CaptureConfig, evaluate_capture, make_capture_scene  # noqa: E402
-from recon.synthetic import SyntheticConfig  # noqa: E402
+from recon.scenes.synthetic import SyntheticConfig  # noqa: E402
+from tests.capture import CaptureConfig, evaluate_capture, make_capture_scene  # noqa: E402
 from tests.helpers import ROOT
 
 

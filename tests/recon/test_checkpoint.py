@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recon.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from recon.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 def test_round_trip_and_latest(tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 from data.dataset import MultiViewDataset, load_scene
 from recon.distributed import DistributedContext, DistributedError, resolve_device
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
 from tests.helpers import ROOT
 from tests.recon.ddp_step import one_step
 

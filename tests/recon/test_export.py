@@ -17,9 +17,9 @@ import trimesh
 from geometry.distance import sample_surface
 from geometry.marching_cubes import marching_cubes
 from geometry.mesh import face_areas, unwrap_uv
-from recon.asset import load_asset
-from recon.bake import Textures, bake_textures, bake_vertex_values
-from recon.export import export_asset
+from recon.asset.bake import Textures, bake_textures, bake_vertex_values
+from recon.asset.export import export_asset
+from recon.asset.load import load_asset
 from render.hdr import read_hdr
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.raster import texture
@@ -197,7 +197,7 @@ def test_normal_map_export(asset, tmp_path):
     assert np.abs((tangents[:, :3] * normals).sum(-1)).max() < 1e-4
     assert set(np.unique(tangents[:, 3])) <= {-1.0, 1.0}
     # Read back as a texture material: the same normals (8-bit quantized).
-    from recon.texture_material import TextureMaterial
+    from recon.asset.texture_material import TextureMaterial
 
     back = TextureMaterial.from_files(folder).textures().normal
     assert back is not None and float((back - with_normals.normal).abs().max()) < 0.01

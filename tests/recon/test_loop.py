@@ -12,13 +12,13 @@ import torch
 from data.dataset import MultiViewDataset
 from geometry import cpu_threads
 from geometry.cpu_threads import ThreadPolicy
-from recon.checkpoint import CheckpointError, save_checkpoint
 from recon.errors import Interrupted
-from recon.loop import newest_state, stop_signals
-from recon.model import ModelConfig, ReconstructionModel
-from recon.stage2 import Stage2Config, Stage2Model, Stage2Trainer
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
-from recon.trainer import TrainConfig, Trainer
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.train.checkpoint import CheckpointError, save_checkpoint
+from recon.train.loop import newest_state, stop_signals
+from recon.train.model import ModelConfig, ReconstructionModel
+from recon.train.stage2 import Stage2Config, Stage2Model, Stage2Trainer
+from recon.train.trainer import TrainConfig, Trainer
 from render.light import EnvironmentLightConfig
 from tests.helpers import CountingLoad
 

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from recon.losses import Schedule, image_loss, mask_loss, psnr, tonemap
+from recon.evaluation.metrics import psnr
+from recon.train.losses import Schedule, image_loss, mask_loss, tonemap
 
 
 def test_tonemap():

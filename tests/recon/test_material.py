@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recon.material import MaterialConfig, MaterialMLP
-from recon.procedural import procedural_material
+from recon.scenes.procedural import procedural_material
+from recon.train.material import MaterialConfig, MaterialMLP
 
 
 def test_outputs_in_configured_ranges_and_unpack():

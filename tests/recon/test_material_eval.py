@@ -12,18 +12,13 @@ import torch
 from data.dataset import load_scene
 from data.errors import DatasetError
 from data.images import linear_to_srgb
-from recon import mitsuba
-from recon.asset import asset_dataset, load_asset
-from recon.material_eval import (
-    MATERIAL_FILE,
-    export_reference,
-    load_reference,
-    material_metrics,
-    scaled_psnr,
-)
-from recon.metrics import image_psnr
-from recon.relight_eval import relight_mitsuba, relight_ours, relight_root
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.asset.load import asset_dataset, load_asset
+from recon.evaluation import mitsuba
+from recon.evaluation.materials import material_metrics, scaled_psnr
+from recon.evaluation.metrics import image_psnr
+from recon.evaluation.relight_eval import relight_mitsuba, relight_ours, relight_root
+from recon.scenes.reference import MATERIAL_FILE, export_reference, load_reference
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
 from render.hdr import load_environment, write_hdr
 from tests.helpers import SHARED
 

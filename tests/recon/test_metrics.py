@@ -11,7 +11,7 @@ from data.cameras import Camera
 from geometry.distance import sample_surface
 from geometry.mesh import face_normals
 from geometry.primitives import uv_sphere
-from recon.metrics import image_psnr, image_ssim, surface_metrics, views_seeing
+from recon.evaluation.metrics import image_psnr, image_ssim, surface_metrics, views_seeing
 from render.camera import look_at
 
 

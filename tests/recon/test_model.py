@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from data.dataset import MultiViewDataset
-from recon.model import LossConfig, ReconstructionModel
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.train.model import LossConfig, ReconstructionModel
 
 
 def test_stage1_steps_improve_the_fit(tmp_path, report, one_thread):
@@ -50,7 +50,7 @@ def test_free_space_points_lie_on_falsely_covered_background_rays():
     from data.cameras import Camera
     from data.dataset import Batch
     from geometry.sdf import SDFNetwork
-    from recon.model import false_coverage_points
+    from recon.train.model import false_coverage_points
     from render.camera import look_at
 
     c2w = torch.linalg.inv(look_at(torch.tensor([0.0, -3.0, 0.0]), torch.zeros(3), (0, 0, 1)))[None]
@@ -74,7 +74,7 @@ def test_free_space_term_is_the_mean_over_views_of_each_views_loss():
     from data.dataset import Batch
     from geometry.regularizers import free_space_loss
     from geometry.sdf import SDFNetwork
-    from recon.model import false_coverage_points, free_space_term
+    from recon.train.model import false_coverage_points, free_space_term
     from render.camera import look_at
 
     torch.manual_seed(0)
@@ -102,7 +102,7 @@ def test_free_space_term_is_the_mean_over_views_of_each_views_loss():
 
 
 def test_stage1_occlusion_follows_the_mesh_and_survives_a_checkpoint():
-    from recon.model import ModelConfig, ReconstructionModel
+    from recon.train.model import ModelConfig, ReconstructionModel
 
     torch.manual_seed(0)
     model = ReconstructionModel(ModelConfig())  # its initial SDF: a sphere, open to the sky everywhere

@@ -11,10 +11,10 @@ from data.cameras import Camera
 from data.images import linear_to_srgb
 from geometry.marching_cubes import marching_cubes
 from geometry.mesh import unwrap_uv
-from recon.bake import bake_textures
-from recon.material import MaterialConfig, MaterialMLP
-from recon.metrics import image_psnr
-from recon.texture_material import TextureMaterial
+from recon.asset.bake import bake_textures
+from recon.asset.texture_material import TextureMaterial
+from recon.evaluation.metrics import image_psnr
+from recon.train.material import MaterialConfig, MaterialMLP
 from render.camera import look_at
 from render.envmap import latlong_directions
 from render.light import EnvironmentLight, EnvironmentLightConfig

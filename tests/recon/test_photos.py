@@ -9,10 +9,10 @@ import torch
 from data.colmap import write_colmap
 from data.dataset import MultiViewDataset, load_scene
 from data.images import read_rgba
-from recon.backdrop import load_ground, make_backdrop, save_ground
-from recon.capture import CaptureConfig, make_capture_scene
-from recon.model import LossConfig, ReconstructionModel
-from recon.synthetic import SyntheticConfig
+from recon.asset.backdrop import load_ground, make_backdrop, save_ground
+from recon.scenes.synthetic import SyntheticConfig
+from recon.train.model import LossConfig, ReconstructionModel
+from tests.capture import CaptureConfig, make_capture_scene
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 from tqdm import tqdm
 
 from recon.errors import RunFolderError
-from recon.run_folder import RunLog, check_new, clear, earlier_run, load_config, load_up
+from recon.run_dir import RunDir
+from recon.run_folder import RunLog, check_new, clear, earlier_run, load_config
 
 
 def test_what_makes_a_folder_an_earlier_runs(tmp_path):
@@ -52,7 +53,7 @@ def test_the_log_keeps_lines_once_the_folder_is_the_runs(tmp_path, capsys):
 def test_small_files_that_do_not_parse(tmp_path):
     (tmp_path / "scene_transform.json").write_text("{not json")
     with pytest.raises(RunFolderError, match="scene_transform.json: malformed"):
-        load_up(tmp_path)
+        RunDir(tmp_path).up()
     (tmp_path / "config.yaml").write_text("train:\n  stepz: 3\n")
     with pytest.raises(
         RunFolderError, match=r"config.yaml: not a configuration this version reads \(.*stepz"
@@ -64,7 +65,8 @@ def test_one_train_py_at_a_time(tmp_path):
     import os
     import subprocess
 
-    from recon.run_folder import LOCK_FILE, RunLock
+    from recon.run_dir import LOCK_FILE
+    from recon.run_folder import RunLock
 
     lock = RunLock(tmp_path)
     lock.acquire()

@@ -10,12 +10,12 @@ from data.normalization import SceneTransform
 from geometry.mesh import unwrap_uv
 from geometry.obj import write_obj
 from geometry.primitives import uv_sphere
-from recon.bake import Textures, bake_textures, bake_vertex_values
-from recon.export import export_asset
-from recon.stage2 import Stage2Config, Stage2Model, Stage2Trainer, train_stage2
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
-from recon.texture_material import TextureMaterial
-from recon.trainer import TrainConfig
+from recon.asset.bake import Textures, bake_textures, bake_vertex_values
+from recon.asset.export import export_asset
+from recon.asset.texture_material import TextureMaterial
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.train.stage2 import Stage2Config, Stage2Model, Stage2Trainer, train_stage2
+from recon.train.trainer import TrainConfig
 from render.occlusion import vertex_occlusion
 from render.raster import texture
 
@@ -64,7 +64,7 @@ def test_exported_textures_read_back(tmp_path):
 
 
 def test_stage2_model_from_stage1_keeps_to_the_face_budget():
-    from recon.model import ModelConfig, ReconstructionModel
+    from recon.train.model import ModelConfig, ReconstructionModel
 
     torch.manual_seed(0)
     stage1 = ReconstructionModel(ModelConfig())  # its initial SDF: a sphere
@@ -83,7 +83,7 @@ def test_stage2_keeps_the_stage1_value_ranges():
     """A dielectric-only stage 1 (model.material.metallic_range=[0, 0], the photos preset) stays
     dielectric in stage 2, and a roughness floor stays a floor, also when the model is rebuilt from its
     state (resume), whatever the gradient asks of the textures."""
-    from recon.model import ModelConfig, ReconstructionModel
+    from recon.train.model import ModelConfig, ReconstructionModel
 
     config = ModelConfig()
     config.material.metallic_range = (0.0, 0.0)
@@ -116,7 +116,7 @@ def test_occlusion_keeps_crevices_out_of_the_base_colour(tmp_path, report):
     # occlusion. Stage 2 on the true mesh from a wrong base colour: shading with the occlusion learns 0.6
     # in the crevices too; without it, their darkness is painted into the texture.
     from geometry.extraction import GridConfig, extract_mesh
-    from recon.procedural import concave_sdf
+    from recon.scenes.procedural import concave_sdf
 
     bound = torch.full((3,), 1.0)
     vertices, faces, _ = extract_mesh(concave_sdf, -bound, bound, GridConfig(48, narrow_band=False))

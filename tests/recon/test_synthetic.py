@@ -10,8 +10,8 @@ from data.dataset import MultiViewDataset, load_scene
 from geometry.mesh import face_adjacency, face_normals
 from geometry.obj import read_obj, write_obj
 from geometry.primitives import uv_sphere
-from recon.procedural import procedural_material, procedural_sky
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.scenes.procedural import procedural_material, procedural_sky
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
 from render.envmap import latlong_directions
 from render.hdr import read_hdr, write_hdr
 from tests.helpers import SHARED
@@ -115,8 +115,8 @@ def test_concave_object_has_a_tunnel_and_a_pocket():
     """The "concave" object: closed, genus 1 (the tunnel), and a quarter of its surface inside the tunnel
     and the pocket, where the visual hull is far from the surface."""
     from geometry.distance import sample_surface
-    from recon.procedural import concave_sdf
-    from recon.synthetic import build_object
+    from recon.scenes.procedural import concave_sdf
+    from recon.scenes.synthetic import build_object
 
     mesh, _ = build_object(SyntheticConfig(object="concave", mesh_resolution=96))
     vertices, faces = mesh.vertices, mesh.faces

@@ -10,8 +10,8 @@ from geometry import cpu_threads
 from geometry.cpu_threads import ThreadPolicy
 from geometry.mesh import unwrap_uv
 from geometry.primitives import uv_sphere
-from recon.bake import bake_textures
-from recon.metrics import views_seeing
+from recon.asset.bake import bake_textures
+from recon.evaluation.metrics import views_seeing
 from render.occlusion import vertex_occlusion
 from tests.helpers import CountingLoad
 

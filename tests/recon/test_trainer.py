@@ -11,9 +11,9 @@ from data.dataset import MultiViewDataset
 from geometry.extraction import GridConfig
 from recon.config import Config, validate
 from recon.errors import ConfigError
-from recon.model import ModelConfig, ReconstructionModel
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
-from recon.trainer import TrainConfig, Trainer, TrainingError
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.train.model import ModelConfig, ReconstructionModel
+from recon.train.trainer import TrainConfig, Trainer, TrainingError
 
 
 @pytest.fixture(scope="module")

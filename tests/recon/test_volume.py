@@ -1,5 +1,5 @@
-"""The volumetric warm-up (recon.volume): it fits the object's SDF from masks and colours, and it resumes
-exactly from its checkpoints."""
+"""The volumetric warm-up (recon.train.volume): it fits the object's SDF from masks and colours, and it
+resumes exactly from its checkpoints."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import torch
 from data.dataset import MultiViewDataset
 from geometry.distance import mesh_chamfer_distance
 from geometry.obj import read_obj
-from recon.material import MaterialConfig
-from recon.model import ModelConfig, ReconstructionModel
-from recon.synthetic import SyntheticConfig, make_synthetic_scene
-from recon.trainer import TrainConfig
-from recon.volume import RadianceField, VolumeConfig, VolumeWarmup, volume_checkpoint_dir
+from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
+from recon.train.material import MaterialConfig
+from recon.train.model import ModelConfig, ReconstructionModel
+from recon.train.trainer import TrainConfig
+from recon.train.volume import RadianceField, VolumeConfig, VolumeWarmup, volume_checkpoint_dir
 from render.light import EnvironmentLightConfig
 
 LIGHT = EnvironmentLightConfig(resolution=16)

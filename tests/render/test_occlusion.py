@@ -9,7 +9,7 @@ import torch
 
 from geometry.extraction import GridConfig, extract_mesh
 from geometry.mesh import vertex_normals
-from recon.procedural import concave_sdf, procedural_sdf
+from recon.scenes.procedural import concave_sdf, procedural_sdf
 from render.occlusion import sphere_directions, vertex_occlusion
 
 

@@ -28,10 +28,11 @@ from data.dataset import Batch, MultiViewDataset
 from data.images import linear_to_srgb
 from geometry.regularizers import eikonal_loss, eikonal_points
 from recon.distributed import DistributedContext, view_generator
-from recon.loop import TrainingLoop, adam
-from recon.losses import image_loss, psnr
-from recon.material import HashGridMLP, MaterialConfig
-from recon.model import ReconstructionModel
+from recon.evaluation.metrics import psnr
+from recon.train.loop import TrainingLoop, adam
+from recon.train.losses import image_loss
+from recon.train.material import HashGridMLP, MaterialConfig
+from recon.train.model import ReconstructionModel
 from render.sh import sh_basis
 from render.volume import composite, ray_samples, sdf_opacity
 
@@ -96,7 +97,7 @@ class VolumeModel(nn.Module):
 class RadianceField(HashGridMLP):
     """Linear colour in [0, 1] at points seen from unit directions: sigmoid(c_0(x) + sum_k c_k(x) Y_k(d) /
     Y_0) over the real spherical harmonics Y_k of degree <= ``degree``, the coefficients from a
-    :class:`recon.material.HashGridMLP` with the material's settings."""
+    :class:`recon.train.material.HashGridMLP` with the material's settings."""
 
     def __init__(self, material: MaterialConfig, lower, upper, degree: int = 1, seed: int | None = None):
         super().__init__(material, 3 * (degree + 1) ** 2, lower, upper, seed)

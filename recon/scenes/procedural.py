@@ -1,5 +1,5 @@
 """The built-in analytic scene: the procedural and "concave" objects (signed distance functions), the
-procedural object's materials, and the procedural sky. :mod:`recon.synthetic` renders them.
+procedural object's materials, and the procedural sky. :mod:`recon.scenes.synthetic` renders them.
 
 The procedural object is a rounded body with a bowl-shaped dent on top and a torus handle through a side
 lug (concave, genus 1), with base colour stripes, roughness varying along x and a metallic handle; the

@@ -1,8 +1,8 @@
 """An exported asset under a light it never saw, against the truth under that light.
 
 * Built-in scenes keep their test views rendered again under a second light (``relight/``, see
-  recon.synthetic): the asset is rendered by our renderer with that light (:func:`relight_ours`).
-* Any scene with a true mesh and material (recon.material_eval) can be judged by an independent path
+  recon.scenes.synthetic): the asset is rendered by our renderer with that light (:func:`relight_ours`).
+* Any scene with a true mesh and material (recon.evaluation.materials) can be judged by an independent path
   tracer: Mitsuba 3 renders the truth and the asset under the same light (:func:`relight_mitsuba`).
 
 Both score PSNR (sRGB, over white) as is and after the per-channel scale fitted on the object's pixels
@@ -18,10 +18,11 @@ import torch
 
 from data.dataset import load_scene
 from data.images import linear_to_srgb, to_uint8, write_image
-from recon import mitsuba
-from recon.asset import Asset, asset_dataset
-from recon.material_eval import RELIGHT_FOLDER, scaled_psnr
-from recon.metrics import image_psnr
+from recon.asset.load import Asset, asset_dataset
+from recon.evaluation import mitsuba
+from recon.evaluation.materials import scaled_psnr
+from recon.evaluation.metrics import image_psnr
+from recon.scenes.reference import RELIGHT_FOLDER
 from render.light import EnvironmentLight, EnvironmentLightConfig
 
 
@@ -76,7 +77,7 @@ def relight_mitsuba(
     image_dir: Path | None = None,
 ) -> dict:  # fmt: skip
     """``mitsuba_relight_psnr`` (and scaled): Mitsuba 3 path-traces the exported asset and the truth (an
-    asset folder too, recon.material_eval.export_reference) under ``environment`` in ``cameras``, over
+    asset folder too, recon.evaluation.materials.export_reference) under ``environment`` in ``cameras``, over
     white."""
     truth = mitsuba.render(
         truth_folder / "mesh.obj", mitsuba.MitsubaMaterial.of_asset(truth_folder), environment, cameras,

@@ -27,8 +27,9 @@ from geometry.regularizers import (
 from geometry.sdf import SDFNetwork, SDFNetworkConfig
 from recon.distributed import view_generator
 from recon.errors import TrainingError
-from recon.losses import Schedule, image_loss, mask_loss, psnr
-from recon.material import MaterialConfig, MaterialMLP
+from recon.evaluation.metrics import psnr
+from recon.train.losses import Schedule, image_loss, mask_loss
+from recon.train.material import MaterialConfig, MaterialMLP
 from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.occlusion import vertex_occlusion
@@ -53,7 +54,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Loss kind and weights (each a :class:`recon.losses.Schedule` over steps)."""
+    """Loss kind and weights (each a :class:`recon.train.losses.Schedule` over steps)."""
 
     image: str = "l1"
     """Image loss on tonemapped colour: l1, l2, logl1 or smape."""

@@ -21,7 +21,7 @@ import torch
 from data.cameras import Camera
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.orientation import Z_UP, rotation_to_z_up
-from recon.metrics import image_psnr
+from recon.evaluation.metrics import image_psnr
 
 INSTALL_HINT = (
     "pip install bpy==5.0.1 (Blender as a Python module; Python 3.11 only), or pip install -e '.[blender]'"
@@ -199,8 +199,8 @@ def evaluate_in_blender(
     samples: int = 32, fix_obj: bool = True, image_dir: Path | None = None,
 ) -> dict:  # fmt: skip
     """Import an exported asset into a fresh Blender scene, light it with its probe.hdr, render ``views``
-    of a world-unit dataset (``recon.evaluate.asset_dataset``) with Cycles and score them like our own
-    evaluation does (PSNR, sRGB over white). Returns psnr, psnrs and the asset's world bounding box."""
+    of a world-unit dataset (``recon.asset.load.asset_dataset``) with Cycles and score them like our
+    own evaluation does (PSNR, sRGB over white). Returns psnr, psnrs and the asset's world bounding box."""
 
     new_scene(samples=samples)
     objects = import_asset(folder, kind, up, fix_obj=fix_obj)

@@ -72,7 +72,7 @@ class MaterialSample:
 class HashGridMLP(nn.Module):
     """An MLP (``config.hidden_dim`` x ``config.n_hidden_layers``, ReLU) over the hash-grid encoding
     (``config.encoding``) of points in the box [lower, upper] (positions outside are clamped): the body of
-    :class:`MaterialMLP` and of the warm-up's colour field (recon.volume.RadianceField)."""
+    :class:`MaterialMLP` and of the warm-up's colour field (recon.train.volume.RadianceField)."""
 
     def __init__(
         self, config: MaterialConfig, outputs: int, lower: tuple[float, float, float],

@@ -9,9 +9,9 @@ reference mesh (base colour from its
 uniformly at random on a sphere around the object, looking at its centre. The views are written in
 NeRF-synthetic format (RGBA PNG, sRGB) with the ground truth beside them (``gt_mesh.obj``, ``env.hdr``,
 ``gt_material.json``, and ``relight/``: the test views again under a second light, for
-recon.relight_eval), then loaded back through the normal parser, so training sees exactly what a user's
-dataset gives. Views are shaded with the object's ambient occlusion (render.occlusion), as a photo's
-shadows darken its crevices.
+recon.evaluation.relight_eval), then loaded back through the normal parser, so training sees exactly
+what a user's dataset gives. Views are shaded with the object's ambient occlusion (render.occlusion), as
+a photo's shadows darken its crevices.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from data.scene import SceneData
 from geometry.extraction import GridConfig, extract_mesh
 from geometry.mesh import Mesh
 from geometry.obj import find_texture, read_obj, write_obj
-from recon.material_eval import MATERIAL_FILE, RELIGHT_FOLDER, write_reference
-from recon.procedural import BUILT_IN_OBJECTS, procedural_material, procedural_sky, relight_sky
+from recon.scenes.procedural import BUILT_IN_OBJECTS, procedural_material, procedural_sky, relight_sky
+from recon.scenes.reference import MATERIAL_FILE, RELIGHT_FOLDER, write_reference
 from render.camera import look_at
 from render.envmap import latlong_directions
 from render.hdr import load_environment, write_hdr
@@ -48,8 +48,8 @@ class SyntheticConfig:
     """Settings of :func:`make_synthetic_scene`."""
 
     object: str = "procedural"
-    """"procedural", "concave" (a tunnel and a cavity: :func:`recon.procedural.concave_sdf`) or the path of
-    an OBJ mesh."""
+    """"procedural", "concave" (a tunnel and a cavity: :func:`recon.scenes.procedural.concave_sdf`) or the
+    path of an OBJ mesh."""
     environment: str = "sky"
     """"sky" (procedural) or the path of a lat-long .hdr / .npy / .exr."""
     n_train: int = 64
@@ -92,8 +92,8 @@ def _constant_material(p: torch.Tensor, uv: torch.Tensor | None):
 
 
 def reference_material(config: SyntheticConfig) -> tuple:
-    """The (base_color, roughness, metallic) entries of the object's gt_material.json (recon.material_eval):
-    what :func:`build_object`'s material is."""
+    """The (base_color, roughness, metallic) entries of the object's gt_material.json
+    (recon.scenes.reference): what :func:`build_object`'s material is."""
     if config.object in BUILT_IN_OBJECTS:
         return "procedural", "procedural", "procedural"
     image = find_texture(config.object)
@@ -204,7 +204,7 @@ def make_synthetic_scene(root: str | os.PathLike, config: SyntheticConfig | None
     write_obj(root / "gt_mesh.obj", mesh.vertices, mesh.faces, mesh.uv, mesh.uv_faces)
     write_hdr(root / "env.hdr", environment)
     write_reference(root / MATERIAL_FILE, *reference_material(config))
-    if splits["test"]:  # the test views again, under a second light (recon.material_eval)
+    if splits["test"]:  # the test views again, under a second light (recon.evaluation.materials)
         relight = relight_sky(latlong_directions(config.light_resolution))
         relight_light = EnvironmentLight.from_latlong(relight, light.config)
         test_cameras = cameras[splits["test"]]

@@ -4,7 +4,7 @@
     trainer.fit()            # resumes from run_dir/checkpoints when TrainConfig.resume is set
 
 The loop itself (progress, TensorBoard, checkpoints, resume, NaN guard, Ctrl-C / SIGTERM) is
-:class:`recon.loop.TrainingLoop`, shared with stage 2. Under torchrun pass a
+:class:`recon.train.loop.TrainingLoop`, shared with stage 2. Under torchrun pass a
 :class:`recon.distributed.DistributedContext`: each rank renders its share of every batch and only rank 0
 writes (TensorBoard, checkpoints).
 """
@@ -20,9 +20,9 @@ from data.dataset import Batch, MultiViewDataset
 from geometry.extraction import GridConfig
 from recon.distributed import DistributedContext
 from recon.errors import ConfigError, TrainingError
-from recon.loop import TrainingLoop, adam, exponential_decay
-from recon.model import LossConfig, ReconstructionModel
-from recon.volume import VolumeConfig
+from recon.train.loop import TrainingLoop, adam, exponential_decay
+from recon.train.model import LossConfig, ReconstructionModel
+from recon.train.volume import VolumeConfig
 from render.renderer import RenderOutput
 
 __all__ = ["OptimizerConfig", "TrainConfig", "Trainer", "TrainingError", "fine_grid", "make_optimizer"]
@@ -58,7 +58,8 @@ class TrainConfig:
     losses: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
-    """The volumetric warm-up of the SDF before stage 1 (recon.volume; ``train.volume.steps=0``: none)."""
+    """The volumetric warm-up of the SDF before stage 1 (recon.train.volume;
+    ``train.volume.steps=0``: none)."""
     start_levels: int = 0
     """Coarse to fine: train with the ``start_levels`` coarsest hash-grid levels and enable one more every
     ``steps_per_level`` steps (0: every level from the first step)."""

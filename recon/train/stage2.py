@@ -14,14 +14,15 @@ from data.dataset import Batch, MultiViewDataset
 from data.ground import Region
 from geometry.mesh import decimate, remove_small_components, unwrap_uv
 from geometry.regularizers import laplacian_loss
-from recon.bake import Textures, bake_textures
+from recon.asset.bake import Textures, bake_textures
+from recon.asset.texture_material import TextureMaterial
 from recon.distributed import DistributedContext
-from recon.loop import TrainingLoop, adam, exponential_decay
-from recon.losses import image_loss, mask_loss, psnr
-from recon.material import MaterialConfig
-from recon.model import ReconstructionModel
-from recon.texture_material import TextureMaterial, material_ranges
-from recon.trainer import TrainConfig
+from recon.evaluation.metrics import psnr
+from recon.train.loop import TrainingLoop, adam, exponential_decay
+from recon.train.losses import image_loss, mask_loss
+from recon.train.material import MaterialConfig
+from recon.train.model import ReconstructionModel
+from recon.train.trainer import TrainConfig
 from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.occlusion import vertex_occlusion
@@ -69,7 +70,7 @@ class Stage2Config:
     """Recompute the occlusion every this many steps (the vertices move)."""
     occlusion_directions: int = 128
     """Depth maps per occlusion computation (256^2 each), in stage 2 and for the exported asset's occlusion
-    (stage 1, whose mesh changes every step, uses recon.model.STAGE1_OCCLUSION_DIRECTIONS)."""
+    (stage 1, whose mesh changes every step, uses recon.train.model.STAGE1_OCCLUSION_DIRECTIONS)."""
 
 
 class Stage2Model(nn.Module):
@@ -108,7 +109,7 @@ class Stage2Model(nn.Module):
     ):  # fmt: skip
         """Extract and clean the stage-1 mesh, decimate it to at most ``max_faces`` faces (0: keep all),
         unwrap it and bake its material MLP (``normal_map``: see
-        :class:`recon.texture_material.TextureMaterial`)."""
+        :class:`recon.asset.texture_material.TextureMaterial`)."""
         with torch.no_grad():
             vertices, faces, _ = model.extract()
             vertices, faces = remove_small_components(vertices, faces, min_component_fraction)
@@ -253,3 +254,10 @@ def train_stage2(
     """
     trainer = Stage2Trainer(model, dataset, config, settings or TrainConfig(), run_dir, context, step_offset)
     return trainer.fit()
+
+
+def material_ranges(config: MaterialConfig) -> dict[str, tuple[float, float]]:
+    """The value ranges of a stage-1 material config, as :class:`TextureMaterial`'s keyword arguments:
+    stage 2 keeps what stage 1 was allowed (a dielectric stays dielectric, a roughness floor stays)."""
+    names = ("base_color_range", "roughness_range", "metallic_range")
+    return {name: (float(getattr(config, name)[0]), float(getattr(config, name)[1])) for name in names}

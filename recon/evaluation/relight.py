@@ -1,5 +1,5 @@
 """An exported asset under any environment map: turntable cameras around it, renders by our renderer (or
-Cycles, through recon.blender), PNG frames and an animated turntable. ``scripts/relight.py`` is the
+Cycles, through recon.evaluation.blender), PNG frames and an animated turntable. ``scripts/relight.py`` is the
 command line."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from data.cameras import Camera
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.orientation import Z_UP, rotation_to_z_up
-from recon import blender
-from recon.asset import load_asset
+from recon.asset.load import load_asset
+from recon.evaluation import blender
 from render.camera import look_at
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.raster import texture

@@ -31,11 +31,11 @@ from data.images import linear_to_srgb, read_rgba, srgb_to_linear, to_uint8, wri
 from data.nerf_synthetic import load_nerf_synthetic, write_nerf_synthetic
 from data.scene import SceneData, holdout_splits
 from geometry.obj import read_obj, write_obj
-from recon.asset import asset_dataset, load_asset
-from recon.evaluate import evaluate_asset, load_run
-from recon.metrics import surface_metrics
-from recon.run_folder import load_up
-from recon.synthetic import SyntheticConfig, build_object, procedural_sky
+from recon.asset.load import asset_dataset, load_asset
+from recon.evaluation.evaluate import evaluate_asset, load_run
+from recon.evaluation.metrics import surface_metrics
+from recon.run_dir import RunDir
+from recon.scenes.synthetic import SyntheticConfig, build_object, procedural_sky
 from render.background import GroundPlane, environment_radiance
 from render.camera import look_at
 from render.envmap import latlong_directions
@@ -186,8 +186,8 @@ def evaluate_capture(run_dir: str | os.PathLike, truth_dir: str | os.PathLike) -
     diagonal); and its test PSNR / SSIM over white in the true test cameras, as a masked run with known
     poses is scored. Writes ``<run dir>/capture_metrics.json``."""
     run_dir, truth_dir = Path(run_dir), Path(truth_dir)
-    config, folder = load_run(run_dir)
-    scene = load_scene(config.dataset.path, "colmap", config.dataset.test_every, sfm="off")
+    settings, folder = load_run(run_dir)
+    scene = load_scene(settings.dataset.path, "colmap", settings.dataset.test_every, sfm="off")
     truth = load_nerf_synthetic(truth_dir)
     names = json.loads((truth_dir / "photo_names.json").read_text())
     order = _truth_order(scene, truth, names)
@@ -195,16 +195,16 @@ def evaluate_capture(run_dir: str | os.PathLike, truth_dir: str | os.PathLike) -
     scale, rotation, translation = similarity_from_centres(
         scene.cameras.centers, truth.cameras[order].centers
     )
-    up, _ = load_up(run_dir)
-    asset = load_asset(folder, config.model.light.resolution, up, turn=rotation)
+    up, _ = RunDir(run_dir).up()
+    asset = load_asset(folder, settings.light_resolution, up, turn=rotation)
     aligned = (scale * asset.vertices.double() @ rotation.T + translation).float()
     faces = asset.faces
     reference = read_obj(truth_dir / "gt_mesh.obj")
     extent = float((reference.vertices.max(0).values - reference.vertices.min(0).values).norm())
     surface = surface_metrics(aligned, faces, reference.vertices, reference.faces, threshold=0.01 * extent)
-    dataset = asset_dataset(truth, "test", config.dataset.downscale_for(truth))
+    dataset = asset_dataset(truth, "test", settings.dataset.downscale_for(truth))
     images = evaluate_asset(
-        folder, dataset, range(len(dataset)), config.model.light.resolution, run_dir / "capture_eval",
+        folder, dataset, range(len(dataset)), settings.light_resolution, run_dir / "capture_eval",
         asset=asset._replace(vertices=aligned),
     )  # fmt: skip
     metrics = {

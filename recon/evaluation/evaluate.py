@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch.utils.tensorboard import SummaryWriter
 
 from data.dataset import MultiViewDataset
@@ -21,44 +24,53 @@ from data.orientation import Z_UP
 from data.scene import held_out_split
 from geometry import cpu_threads
 from geometry.obj import read_obj
-from recon.asset import Asset, asset_dataset, load_asset
-from recon.backdrop import load_ground
-from recon.config import Config
+from recon.asset.backdrop import load_ground
+from recon.asset.load import Asset, asset_dataset, load_asset
 from recon.errors import RunFolderError
-from recon.material_eval import (
-    MATERIAL_FILE,
-    ReferenceMaterial,
-    export_reference,
-    load_reference,
-    material_metrics,
-)
-from recon.metrics import image_psnr, image_ssim, surface_metrics
-from recon.procedural import relight_sky
-from recon.relight_eval import relight_mitsuba, relight_ours, relight_root
-from recon.run_folder import load_config, load_up
-from recon.scene import build_scene, dataset_root
+from recon.evaluation.materials import material_metrics
+from recon.evaluation.metrics import image_psnr, image_ssim, surface_metrics
+from recon.evaluation.relight_eval import relight_mitsuba, relight_ours, relight_root
+from recon.run_dir import RunDir
+from recon.scenes.procedural import relight_sky
+from recon.scenes.reference import MATERIAL_FILE, ReferenceMaterial, export_reference, load_reference
+from recon.scenes.scene import DatasetConfig, build_scene, dataset_root
 from render.background import Backdrop
 from render.envmap import latlong_directions
 from render.hdr import write_hdr
 from render.renderer import render_views
 
 
-def reference_mesh(config: Config, run_dir: Path) -> Path | None:
-    path = dataset_root(config, run_dir) / "gt_mesh.obj"
+@dataclass
+class RunSettings:
+    """What the evaluation of a run needs of its configuration: where the views come from, and the size
+    of the light probe (read from config.yaml without the training's configuration)."""
+
+    dataset: DatasetConfig
+    light_resolution: int
+
+    @classmethod
+    def of(cls, run_dir: Path) -> RunSettings:
+        settings = RunDir(run_dir).settings()
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(DatasetConfig), settings.get("dataset", {}))
+            dataset = OmegaConf.to_object(merged)
+            resolution = int(OmegaConf.select(settings, "model.light.resolution"))
+        except (OmegaConfBaseException, ValueError, TypeError) as error:
+            reason = str(error).strip().splitlines()[0]
+            raise RunFolderError(f"{RunDir(run_dir).config_file}: not a configuration this version reads "
+                                 f"({reason})") from None  # fmt: skip
+        return cls(dataset, resolution)
+
+
+def reference_mesh(data: DatasetConfig, run_dir: Path) -> Path | None:
+    path = dataset_root(data, run_dir) / "gt_mesh.obj"
     return path if path.is_file() else None
 
 
-def load_run(run_dir: Path) -> tuple[Config, Path]:
-    """A run folder's configuration (as its resumes left it) and its final asset folder (``mesh/``, else
+def load_run(run_dir: Path) -> tuple[RunSettings, Path]:
+    """A run folder's settings (as its resumes left them) and its final asset folder (``mesh/``, else
     ``stage1_mesh/``)."""
-    run_dir = Path(run_dir)
-    config = load_config(run_dir)
-    folder = next(
-        (run_dir / name for name in ("mesh", "stage1_mesh") if (run_dir / name / "mesh.obj").is_file()), None
-    )
-    if folder is None:
-        raise RunFolderError(f"{run_dir}: no exported asset (mesh/ or stage1_mesh/) to evaluate")
-    return config, folder
+    return RunSettings.of(run_dir), RunDir(run_dir).asset()
 
 
 def evaluate_asset(
@@ -99,26 +111,27 @@ def evaluate(
     measured is exactly what was exported. Writes ``metrics.json`` and ``eval/view_XXX.png``
     (rendered | reference, sRGB, white background)."""
     run_dir = Path(run_dir)
-    config, folder = load_run(run_dir)
-    scene = build_scene(config, run_dir, sfm="off")
+    settings, folder = load_run(run_dir)
+    layout = RunDir(run_dir)
+    scene = build_scene(settings.dataset, run_dir, sfm="off")
     split = held_out_split(scene.splits)
     if split is None:
         raise RunFolderError(f"{scene.source}: no test or val views to evaluate the asset on")
-    dataset = asset_dataset(scene, split, config.dataset.downscale_for(scene))
+    dataset = asset_dataset(scene, split, settings.dataset.downscale_for(scene))
     views = range(len(dataset)) if not max_views else range(min(max_views, len(dataset)))
     backdrop = None
     if dataset.photos:
-        ground = run_dir / "ground"
+        ground = layout.ground
         backdrop = Backdrop(load_ground(ground) if (ground / "ground.json").is_file() else None)
-    up, _ = load_up(run_dir)
-    asset = load_asset(folder, config.model.light.resolution, up)
+    up, _ = layout.up()
+    asset = load_asset(folder, settings.light_resolution, up)
     scores = evaluate_asset(
-        folder, dataset, views, config.model.light.resolution, run_dir / "eval", up, backdrop, asset
+        folder, dataset, views, settings.light_resolution, layout.eval, up, backdrop, asset
     )
     psnrs, ssims = scores["psnrs"], scores["ssims"]
     metrics = {"asset": folder.name, "split": split, "views": len(psnrs), "psnr": float(np.mean(psnrs)),
                "ssim": float(np.mean(ssims))}  # fmt: skip
-    gt = reference_mesh(config, run_dir)
+    gt = reference_mesh(settings.dataset, run_dir)
     if gt is not None:
         mesh, reference = read_obj(folder / "mesh.obj"), read_obj(gt)
         vertices, faces = mesh.vertices, mesh.faces
@@ -130,15 +143,16 @@ def evaluate(
             )
         )
         metrics["reference_mesh"] = str(gt)
-    root = dataset_root(config, run_dir)
+    root = dataset_root(settings.dataset, run_dir)
     metrics.update(
         evaluate_materials(
-            run_dir, folder, asset, root, gt, config, dataset, config.dataset.downscale_for(scene),
+            layout, folder, asset, root, gt, settings.light_resolution, dataset,
+            settings.dataset.downscale_for(scene),
             reference_material, use_mitsuba,
             relight_environment, mitsuba_views, mitsuba_samples,
         )
     )  # fmt: skip
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(layout.metrics_file, json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -174,7 +188,7 @@ def log_evaluation(run_dir: Path, metrics: dict, step: int) -> None:
     of eval/ (test views), eval_relight/ (second light), eval_albedo/ and eval_mitsuba/views/."""
     folders = {"test_view": "eval", "relit_view": "eval_relight", "albedo_vs_truth": "eval_albedo",
                "mitsuba_relit_view": "eval_mitsuba/views"}  # fmt: skip
-    with SummaryWriter(str(run_dir / "tb")) as writer:
+    with SummaryWriter(str(RunDir(run_dir).tb)) as writer:
         for name, value in metrics.items():
             if isinstance(value, float | int) and not isinstance(value, bool):
                 writer.add_scalar(f"eval/{name}", value, step)
@@ -187,26 +201,25 @@ def log_evaluation(run_dir: Path, metrics: dict, step: int) -> None:
 
 
 def evaluate_materials(
-    run_dir: Path, folder: Path, asset: Asset, root: Path, gt: Path | None, config: Config, dataset,
-    downscale: float,
+    layout: RunDir, folder: Path, asset: Asset, root: Path, gt: Path | None, light_resolution: int,
+    dataset, downscale: float,
     reference_material=None, use_mitsuba: bool = False, relight_environment=None, mitsuba_views: int = 4,
     mitsuba_samples: int = 128,
 ) -> dict:  # fmt: skip
-    """Material and relighting metrics where the truth allows (recon.material_eval, recon.relight_eval):
-    albedo / roughness / metallic against ``reference_material`` (default: the dataset's
-    gt_material.json), the built-in relighting views, and with ``use_mitsuba`` Mitsuba 3 renders of the
-    truth and the asset under ``relight_environment`` (default: the relighting views' light, else the
-    procedural sky)."""
+    """Material and relighting metrics where the truth allows (recon.evaluation.materials,
+    recon.evaluation.relight_eval): albedo / roughness / metallic against ``reference_material``
+    (default: the dataset's gt_material.json), the built-in relighting views, and with ``use_mitsuba``
+    Mitsuba 3 renders of the truth and the asset under ``relight_environment`` (default: the relighting
+    views' light, else the procedural sky)."""
     metrics: dict = {}
-    light_resolution = config.model.light.resolution
     relight = relight_root(root)
     if relight is not None:
         scores = relight_ours(
             asset,
             relight,
-            config.dataset.downscale_for(build_scene(config, run_dir, sfm="off")),
+            downscale,
             light_resolution,
-            run_dir / "eval_relight",
+            layout.eval_relight,
         )
         metrics.update(scores)
     material_path = Path(reference_material) if reference_material else root / MATERIAL_FILE
@@ -216,16 +229,16 @@ def evaluate_materials(
     metrics.update(material_metrics(asset, reference))
     metrics["reference_material"] = str(material_path)
     cameras = dataset.batch(list(range(min(4, len(dataset))))).cameras
-    write_albedo_views(asset, reference, cameras, metrics["albedo_scale"], run_dir / "eval_albedo")
+    write_albedo_views(asset, reference, cameras, metrics["albedo_scale"], layout.eval_albedo)
     if use_mitsuba:
-        truth = export_reference(reference, run_dir / "eval_mitsuba" / "truth")
+        truth = export_reference(reference, layout.eval_mitsuba / "truth")
         environment = relight_environment or (relight / "env.hdr" if relight is not None else None)
         if environment is None:
-            environment = run_dir / "relight_sky.hdr"
+            environment = layout.root / "relight_sky.hdr"
             write_hdr(environment, relight_sky(latlong_directions(128)))
         views = list(range(min(mitsuba_views, len(dataset))))
         cameras = dataset.batch(views).cameras
         metrics.update(relight_mitsuba(folder, truth, environment, cameras, mitsuba_samples,
-                                       run_dir / "eval_mitsuba" / "views"))  # fmt: skip
+                                       layout.eval_mitsuba / "views"))  # fmt: skip
         metrics["mitsuba_environment"] = str(environment)
     return metrics

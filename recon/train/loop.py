@@ -5,7 +5,7 @@ A stage subclasses :class:`TrainingLoop` and says what one step computes (:meth:
 what the preview image shows (:meth:`TrainingLoop.preview`) and what happens after an optimizer step
 (:meth:`TrainingLoop.after_step`); the loop does the rest::
 
-    loop = Trainer(model, dataset, config, run_dir)   # recon.trainer (stage 1) or recon.stage2
+    loop = Trainer(model, dataset, config, run_dir)   # recon.train.trainer (stage 1) or recon.train.stage2
     loop.fit()                                        # resumes from its checkpoints when config.resume
 
 Checkpoints hold everything a bitwise-exact continuation needs (module state, optimizer, scheduler, the
@@ -31,9 +31,9 @@ from tqdm import tqdm
 from data.dataset import Batch, MultiViewDataset
 from data.images import linear_to_srgb
 from geometry import cpu_threads
-from recon.checkpoint import CheckpointError, checkpoints_newest_first, load_checkpoint, save_checkpoint
 from recon.distributed import DistributedContext
 from recon.errors import Interrupted, TrainingError
+from recon.train.checkpoint import CheckpointError, checkpoints_newest_first, load_checkpoint, save_checkpoint
 from render.renderer import RenderOutput
 
 STATE_KEYS = ("step", "model", "optimizer", "scheduler", "generator", "rng")
@@ -71,7 +71,7 @@ class TrainingLoop:
     """Optimize ``module`` for ``config.steps`` steps of ``config.batch_size`` views of ``dataset``
     (``config``: the stage's own settings, read at every step).
 
-    ``settings`` is the run's :class:`recon.trainer.TrainConfig` (seed, logging, checkpoint and resume
+    ``settings`` is the run's :class:`recon.train.trainer.TrainConfig` (seed, logging, checkpoint and resume
     settings apply to every stage); checkpoints go to ``checkpoint_dir`` as ``step_<n>.pt``, TensorBoard
     to ``run_dir/tb`` at global step ``step_offset + step`` (stages follow each other on one time axis).
     """

@@ -11,13 +11,18 @@ from data.cameras import Camera
 from geometry import cpu_threads
 from geometry.distance import point_mesh_distance, sample_surface
 from geometry.mesh import face_normals
-from recon.losses import psnr
 from render.camera import to_clip
 from render.raster import interpolate, rasterize
 
 SEEN_MIN_VIEWS = 2
 """A reference surface point counts as seen when at least this many training views see it: two views are
 what fixes a point's depth by parallax (one view leaves it anywhere along its ray)."""
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio (dB) of images in [0, peak]."""
+    mse = (prediction - target).square().mean().clamp_min(1e-12)
+    return 10 * torch.log10(peak * peak / mse)
 
 
 def image_psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:

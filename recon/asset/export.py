@@ -23,7 +23,7 @@ from data.orientation import Z_UP, rotation_to_z_up, world_to_gltf
 from geometry.mesh import vertex_normals
 from geometry.obj import write_obj
 from geometry.tangents import corner_tangents
-from recon.bake import Textures
+from recon.asset.bake import Textures
 from render.light import EnvironmentLight
 
 MTL = """# inverse-renderer export (metallic-roughness PBR)

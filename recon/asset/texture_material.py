@@ -10,9 +10,8 @@ import torch
 from torch import nn
 
 from data.images import srgb_to_linear
-from recon.bake import Textures
+from recon.asset.bake import Textures
 from recon.errors import AssetError
-from recon.material import MaterialConfig
 from render.raster import texture
 
 
@@ -34,8 +33,8 @@ class TextureMaterial(nn.Module):
         base_color_range: tuple[float, float] = (0.0, 1.0),
     ):  # fmt: skip
         """``normal_map``: learn one (flat when ``textures`` has none); None: iff textures has one.
-        ``*_range``: the values allowed, the stage-1 material's (:func:`material_ranges`), e.g. metallic
-        (0, 0) for dielectrics only; roughness 0.08 = render.brdf.MIN_ROUGHNESS."""
+        ``*_range``: the values allowed, the stage-1 material's (recon.train.stage2.material_ranges), e.g.
+        metallic (0, 0) for dielectrics only; roughness 0.08 = render.brdf.MIN_ROUGHNESS."""
         super().__init__()
         self.base_color_range = (float(base_color_range[0]), float(base_color_range[1]))
         self.metallic_range = (float(metallic_range[0]), float(metallic_range[1]))
@@ -123,10 +122,3 @@ class TextureMaterial(nn.Module):
         if self.normal_map is None:
             return values
         return (*values, stacked[:, 5:8])
-
-
-def material_ranges(config: MaterialConfig) -> dict[str, tuple[float, float]]:
-    """The value ranges of a stage-1 material config, as :class:`TextureMaterial`'s keyword arguments:
-    stage 2 keeps what stage 1 was allowed (a dielectric stays dielectric, a roughness floor stays)."""
-    names = ("base_color_range", "roughness_range", "metallic_range")
-    return {name: (float(getattr(config, name)[0]), float(getattr(config, name)[1])) for name in names}

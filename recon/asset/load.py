@@ -14,8 +14,8 @@ from data.dataset import MultiViewDataset
 from data.normalization import SceneTransform
 from data.orientation import Z_UP, rotation_to_z_up
 from geometry.obj import read_obj
+from recon.asset.texture_material import TextureMaterial
 from recon.errors import AssetError
-from recon.texture_material import TextureMaterial
 from render.light import EnvironmentLight, EnvironmentLightConfig
 from render.occlusion import vertex_occlusion
 from render.renderer import render_views

@@ -37,12 +37,6 @@ def mask_loss(alpha: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (alpha - target).square().mean()
 
 
-def psnr(prediction: torch.Tensor, target: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio (dB) of images in [0, peak]."""
-    mse = (prediction - target).square().mean().clamp_min(1e-12)
-    return 10 * torch.log10(peak * peak / mse)
-
-
 @dataclass
 class Schedule:
     """A loss weight over training steps: linear warm-up from ``start`` to ``weight`` over
