@@ -63,12 +63,12 @@ def _check_output_folder() -> None:
               file=sys.stderr)  # fmt: skip
         sys.exit(1)
     if resume:  # before Hydra makes the folder
-        from recon.errors import RunFolderError
+        from data.errors import UserError
         from recon.run_folder import check_resumable
 
         try:
             check_resumable(folder)
-        except RunFolderError as error:
+        except UserError as error:
             print(f"train.py: {error}", file=sys.stderr)
             sys.exit(1)
     existing = next(path for path in (folder, *folder.parents) if path.exists())
@@ -112,12 +112,13 @@ def _check_overrides() -> None:
 def main(cfg: DictConfig) -> None:
     from hydra import compose
 
+    from data.errors import UserError
     from recon.config import to_config
     from recon.distributed import DistributedContext
     from recon.resume import resumed_config
     from recon.run import run
     from recon.run_folder import RunLog
-    from scripts.cli import USER_ERRORS, file_system_problem
+    from scripts.cli import file_system_problem
 
     hydra_config = HydraConfig.get()
     overrides = list(hydra_config.overrides.task)
@@ -132,7 +133,7 @@ def main(cfg: DictConfig) -> None:
                 config, changes = resumed_config(cfg, compose(config_name="config"), overrides, run_dir)
             terms = run(config, run_dir, context, log, overrides, changes)
             succeeded = True
-        except USER_ERRORS as error:  # what the user can fix, in one line; anything else keeps its traceback
+        except UserError as error:  # what the user can fix, in one line; anything else keeps its traceback
             rank = f"[rank {context.rank}] " if context is not None and context.enabled else ""
             print(f"train.py: {rank}{error}", file=sys.stderr)
             sys.exit(1)

@@ -19,6 +19,7 @@ import torch
 from data.cameras import OPENCV_TO_OPENGL, Camera
 from data.distortion import Distortion
 from data.errors import DatasetError
+from data.files import atomic_path
 from data.images import write_image
 from data.scene import SceneData, holdout_splits
 
@@ -269,31 +270,31 @@ def write_colmap(
             params += [distortion.k1, distortion.k2, distortion.p1, distortion.p2]
         entries.append((view + 1, rotation_to_qvec(w2c[:3, :3]), w2c[:3, 3], params, name))
     if binary:
-        with open(model_dir / "cameras.bin", "wb") as handle:
+        with atomic_path(model_dir / "cameras.bin") as tmp, open(tmp, "wb") as handle:
             handle.write(struct.pack("<Q", len(entries)))
             for image_id, _, _, params, _ in entries:
                 handle.write(struct.pack("<iiQQ", image_id, MODEL_IDS[model], cameras.width, cameras.height))
                 handle.write(struct.pack(f"<{len(params)}d", *params))
-        with open(model_dir / "images.bin", "wb") as handle:
+        with atomic_path(model_dir / "images.bin") as tmp, open(tmp, "wb") as handle:
             handle.write(struct.pack("<Q", len(entries)))
             for image_id, qvec, tvec, _, name in entries:
                 handle.write(struct.pack("<i7di", image_id, *qvec, *tvec, image_id))
                 handle.write(name.encode() + b"\x00" + struct.pack("<Q", 0))
-        with open(model_dir / "points3D.bin", "wb") as handle:
+        with atomic_path(model_dir / "points3D.bin") as tmp, open(tmp, "wb") as handle:
             handle.write(struct.pack("<Q", len(points)))
             for index, point in enumerate(points):
                 handle.write(struct.pack("<Q3d3BdQ", index + 1, *map(float, point), 128, 128, 128, 0.0, 0))
         return
-    with open(model_dir / "cameras.txt", "w") as handle:
+    with atomic_path(model_dir / "cameras.txt") as tmp, open(tmp, "w") as handle:
         handle.write("# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n")
         for image_id, _, _, params, _ in entries:
             values = " ".join(repr(p) for p in params)
             handle.write(f"{image_id} {model} {cameras.width} {cameras.height} {values}\n")
-    with open(model_dir / "images.txt", "w") as handle:
+    with atomic_path(model_dir / "images.txt") as tmp, open(tmp, "w") as handle:
         handle.write("# IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n# POINTS2D[]\n")
         for image_id, qvec, tvec, _, name in entries:
             pose = " ".join(repr(float(v)) for v in (*qvec, *tvec))
             handle.write(f"{image_id} {pose} {image_id} {name}\n\n")
-    with open(model_dir / "points3D.txt", "w") as handle:
+    with atomic_path(model_dir / "points3D.txt") as tmp, open(tmp, "w") as handle:
         for index, point in enumerate(points):
             handle.write(f"{index + 1} {' '.join(repr(float(v)) for v in point)} 128 128 128 0\n")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from data.errors import DatasetError
+from data.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -105,12 +106,9 @@ def resize_rgba(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 image atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    iio.imwrite(tmp, image)
-    os.replace(tmp, path)
+    """Write a uint8 image atomically (data.files)."""
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, image)
 
 
 def warn_no_masks(where: str) -> None:

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from data.errors import DatasetError
+from data.files import atomic_path
 from data.sfm import image_folder, list_images
 
 
@@ -32,16 +33,18 @@ def make_masks(root: str | os.PathLike, command: str) -> int:
         target = masks / f"{name}.png"
         if target.is_file():
             continue
-        partial = masks / f".{name}.tmp.png"  # written under a temporary name, renamed when complete
-        arguments = [part.format(image=folder / name, mask=partial) for part in shlex.split(command)]
-        try:
-            result = subprocess.run(arguments, capture_output=True, text=True, check=False)
-        except OSError as error:
-            raise DatasetError(f"mask command {arguments[0]!r}: cannot run it ({error.strerror})") from None
-        if result.returncode != 0 or not partial.is_file():
-            partial.unlink(missing_ok=True)
-            detail = (result.stderr.strip().splitlines() or ["no mask written"])[-1]
-            raise DatasetError(f"{folder / name}: mask command failed (exit {result.returncode}): {detail}")
-        os.replace(partial, target)
+        with atomic_path(target) as partial:  # the command writes under a temporary name
+            arguments = [part.format(image=folder / name, mask=partial) for part in shlex.split(command)]
+            try:
+                result = subprocess.run(arguments, capture_output=True, text=True, check=False)
+            except OSError as error:
+                raise DatasetError(
+                    f"mask command {arguments[0]!r}: cannot run it ({error.strerror})"
+                ) from None
+            if result.returncode != 0 or not partial.is_file():
+                detail = (result.stderr.strip().splitlines() or ["no mask written"])[-1]
+                raise DatasetError(
+                    f"{folder / name}: mask command failed (exit {result.returncode}): {detail}"
+                )
         made += 1
     return made

@@ -25,7 +25,7 @@ import torch
 from data.cameras import OPENCV_TO_OPENGL, Camera
 from data.colmap import find_model
 from data.errors import DatasetError, warn
-from data.files import write_text_atomic
+from data.files import atomic_folder, write_text_atomic
 from data.ground import fit_ground_plane, plane_basis
 from data.images import IMAGE_SUFFIXES, exif_orientation
 from data.normalization import look_at_point
@@ -274,15 +274,9 @@ def _align(model, pycolmap) -> None:
 
 def _write_model(model, target: Path, work: Path) -> None:
     """Write ``model`` to ``target`` through a temporary folder; an earlier model is replaced at the end."""
-    staging = work / "sparse_new"
-    staging.mkdir(parents=True, exist_ok=True)
-    model.write_binary(str(staging))
     target.parent.mkdir(parents=True, exist_ok=True)
-    old = work / "sparse_old"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_folder(target) as staging:
+        model.write_binary(str(staging))
     shutil.rmtree(work / "models", ignore_errors=True)
 
 

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from data.errors import UserError
+from data.settings import Settings, require
 from geometry import hashgrid_cpu
 from geometry.gather import gather_table_rows
 
@@ -42,12 +44,12 @@ _INIT_RANGE = 1e-4  # tinycudann's uniform initialisation of the table
 _CHUNK = 1 << 16  # points per chunk when evaluating without gradients
 
 
-class EncodingBackendError(RuntimeError):
+class EncodingBackendError(UserError):
     """The requested encoding backend cannot run here (missing tinycudann, CPU tensors, float64)."""
 
 
 @dataclass
-class HashGridConfig:
+class HashGridConfig(Settings):
     """Settings of :class:`HashGridEncoding` (the keys of tinycudann's "HashGrid" encoding)."""
 
     n_levels: int = 8
@@ -65,15 +67,13 @@ class HashGridConfig:
     """"auto" (tinycudann for CUDA float32 inputs when it imports; on the CPU numba's compiled loops
     when numba imports, 2-3x faster than torch; else torch), "torch", "tcnn" or "numba"."""
 
-    def validate(self) -> None:
-        if self.n_levels < 1 or self.n_features_per_level < 1:
-            raise ValueError("encoding: n_levels and n_features_per_level must be >= 1")
-        if not 4 <= self.log2_hashmap_size <= 30:
-            raise ValueError(f"encoding: log2_hashmap_size must be in [4, 30], got {self.log2_hashmap_size}")
-        if self.base_resolution < 2 or self.per_level_scale < 1.0:
-            raise ValueError("encoding: base_resolution must be >= 2 and per_level_scale >= 1")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"encoding: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+    def check(self) -> None:
+        require(self, "n_levels", self.n_levels >= 1, "an integer >= 1")
+        require(self, "n_features_per_level", self.n_features_per_level >= 1, "an integer >= 1")
+        require(self, "log2_hashmap_size", 4 <= self.log2_hashmap_size <= 30, "an integer in [4, 30]")
+        require(self, "base_resolution", self.base_resolution >= 2, "an integer >= 2")
+        require(self, "per_level_scale", self.per_level_scale >= 1.0, "a number >= 1")
+        require(self, "backend", self.backend in BACKENDS, f"one of {', '.join(BACKENDS)}")
 
     def tcnn_config(self) -> dict:
         """The same encoding as a tinycudann config dictionary."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from data.settings import Settings, power_of_two, require
 from geometry.marching_cubes import marching_cubes
 
 SDFFunction = Callable[[torch.Tensor], torch.Tensor]
@@ -28,7 +29,7 @@ _CHUNK = 1 << 17
 
 
 @dataclass
-class GridConfig:
+class GridConfig(Settings):
     """Settings of the SDF grid that marching cubes extracts."""
 
     resolution: int = 128
@@ -45,16 +46,14 @@ class GridConfig:
     max_repairs: int = 8
     """Rounds of the repair pass before giving up (the mesh is still valid, just possibly incomplete)."""
 
-    def validate(self) -> None:
-        if self.resolution < 2:
-            raise ValueError(f"grid: resolution must be >= 2, got {self.resolution}")
+    def check(self) -> None:
+        require(self, "resolution", self.resolution >= 2, "an integer >= 2")
         if self.narrow_band and self.coarse_resolution < self.resolution:
-            ratio = self.resolution // max(self.coarse_resolution, 1)
-            if self.coarse_resolution < 2 or self.resolution % self.coarse_resolution or ratio & (ratio - 1):
-                raise ValueError(
-                    f"grid: resolution / coarse_resolution must be a power of two, got "
-                    f"{self.resolution} / {self.coarse_resolution}"
-                )
+            require(self, "coarse_resolution", self.coarse_resolution >= 2, "an integer >= 2")
+            ratio = self.resolution // self.coarse_resolution
+            exact = not self.resolution % self.coarse_resolution and power_of_two(ratio)
+            expected = f"coarse_resolution ({self.coarse_resolution}) times a power of two (the narrow band)"
+            require(self, "resolution", exact, expected)
 
 
 @dataclass

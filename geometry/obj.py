@@ -7,10 +7,12 @@ import os
 
 import torch
 
+from data.errors import UserError
+from data.files import write_text_atomic
 from geometry.mesh import Mesh
 
 
-class MeshFileError(ValueError):
+class MeshFileError(UserError):
     """A mesh file that cannot be used; the message names the file and the problem."""
 
 
@@ -110,13 +112,8 @@ def write_obj(
     material_library: str | None = None,
     material: str | None = None,
 ) -> None:
-    """Write :func:`obj_text` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = os.fspath(path)
-    text = obj_text(vertices, faces, uv, uv_faces, normals, material_library, material)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    """Write :func:`obj_text` to ``path`` atomically (data.files)."""
+    write_text_atomic(path, obj_text(vertices, faces, uv, uv_faces, normals, material_library, material))
 
 
 def find_texture(path: str | os.PathLike) -> str | None:

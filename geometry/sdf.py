@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from data.settings import Settings, require
 from geometry.encoding import HashGridConfig, HashGridEncoding
 
 
 @dataclass
-class SDFNetworkConfig:
+class SDFNetworkConfig(Settings):
     """Settings of :class:`SDFNetwork`."""
 
     encoding: HashGridConfig = field(default_factory=HashGridConfig)
@@ -32,16 +33,14 @@ class SDFNetworkConfig:
     softplus_beta: float = 100.0
     """Sharpness of the Softplus activations (large: close to ReLU, but smooth)."""
 
-    def validate(self) -> None:
+    def check(self) -> None:
         lower, upper = torch.tensor(self.bbox_min), torch.tensor(self.bbox_max)
-        if lower.shape != (3,) or upper.shape != (3,) or not bool((upper > lower).all()):
-            raise ValueError(
-                f"sdf: bbox_max {self.bbox_max} must exceed bbox_min {self.bbox_min} on every axis"
-            )
-        if self.hidden_dim < 1 or self.n_hidden_layers < 1 or self.feature_dim < 0:
-            raise ValueError("sdf: hidden_dim and n_hidden_layers must be >= 1, feature_dim >= 0")
-        if self.init_radius <= 0:
-            raise ValueError(f"sdf: init_radius must be positive, got {self.init_radius}")
+        fits = lower.shape == (3,) and upper.shape == (3,) and bool((upper > lower).all())
+        require(self, "bbox_max", fits, f"three numbers, each above bbox_min's {list(self.bbox_min)}")
+        require(self, "hidden_dim", self.hidden_dim >= 1, "an integer >= 1")
+        require(self, "n_hidden_layers", self.n_hidden_layers >= 1, "an integer >= 1")
+        require(self, "feature_dim", self.feature_dim >= 0, "an integer >= 0")
+        require(self, "init_radius", self.init_radius > 0, "a radius > 0")
 
 
 class SDFNetwork(nn.Module):

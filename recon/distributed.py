@@ -22,9 +22,10 @@ import torch.distributed as dist
 from torch import nn
 
 from data.dataset import Batch
+from data.errors import UserError
 
 
-class DistributedError(ValueError):
+class DistributedError(UserError):
     """An unusable device or process-group setting; the message is one line."""
 
 

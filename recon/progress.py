@@ -24,8 +24,7 @@ asset exported; stage 2 trained; the final asset exported; the evaluation writte
 
 
 MACHINE_KEYS = (
-    "device", "render_backend", "model.sdf.encoding.backend", "model.material.encoding.backend",
-    "train.threads",
+    "device", "render_backend", "model.encoding_backend", "train.threads",
 )  # fmt: skip
 """Where a run computes, not what (each choice is tested against its twin): a resumed run takes them from
 its own command line (default auto), as the machine it resumes on may differ."""

@@ -22,7 +22,7 @@ from recon import run_folder
 from recon.asset.backdrop import make_backdrop, save_ground
 from recon.asset.bake import bake_vertex_values
 from recon.asset.export import export_asset
-from recon.config import Config, validate
+from recon.config import Config
 from recon.distributed import DistributedContext
 from recon.evaluation.evaluate import evaluate, log_evaluation
 from recon.progress import RunProgress
@@ -129,7 +129,7 @@ def run(
 
     Under torchrun every rank calls this with the same ``run_dir`` and its ``context``; rank 0 alone
     writes, and the other ranks return after stage 2 (with an empty dictionary)."""
-    validate(config)
+    config.validate()
     context = context or DistributedContext()
     run_dir = Path(run_dir)
     set_backend(config.render_backend)
@@ -202,7 +202,7 @@ def textured_model(
     path = textured_checkpoint(run_dir)
     if progress.finished("textured") and path.is_file():
         state = load_checkpoint(path, ("model",))["model"]
-        return Stage2Model.from_state(state, config.model.light, config.model.material)
+        return Stage2Model.from_state(state, config.model.light.build(), config.model.material.build())
     textured = None
     if context.is_main:
         shutil.rmtree(stage2_checkpoint_dir(run_dir), ignore_errors=True)  # of an earlier stage-2 model

@@ -10,13 +10,15 @@ value = mantissa * 2^(E - 136).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from data.errors import UserError
+from data.files import write_bytes_atomic
 
-class EnvironmentFileError(ValueError):
+
+class EnvironmentFileError(UserError):
     """A light probe or environment map file that cannot be read; the message names the file."""
 
 
@@ -67,15 +69,7 @@ def write_hdr(path: str | os.PathLike, image: np.ndarray) -> None:
         body = b"".join(marker + _rle_scanline(row.T) for row in rgbe)
     else:
         body = rgbe.tobytes()
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(header + body)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, header + body)
 
 
 def _read_header(data: bytes, path) -> tuple[int, int, int]:

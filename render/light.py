@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from data.settings import Settings, power_of_two, require
 from render import sh
 from render.brdf import (
     DIFFUSE_MODELS,
@@ -37,7 +38,7 @@ from render.raster import texture
 
 
 @dataclass
-class EnvironmentLightConfig:
+class EnvironmentLightConfig(Settings):
     """Settings of :class:`EnvironmentLight`."""
 
     resolution: int = 128
@@ -60,15 +61,14 @@ class EnvironmentLightConfig:
     """Add GGX's multiple-scattering energy (Fdez-Aguera 2019), so rough metals keep their brightness as
     in Cycles' multiscatter GGX; False: single scattering only."""
 
-    def validate(self) -> None:
-        if self.diffuse not in DIFFUSE_MODELS:
-            raise ValueError(f"diffuse: expected one of {', '.join(DIFFUSE_MODELS)}, got {self.diffuse!r}")
-        if self.resolution < 1 or self.resolution & (self.resolution - 1):
-            raise ValueError(f"light: resolution must be a power of two, got {self.resolution}")
-        if self.min_resolution < 1 or self.irradiance_resolution < 1:
-            raise ValueError("light: min_resolution and irradiance_resolution must be >= 1")
-        if not 0 < self.cutoff <= 1:
-            raise ValueError(f"light: cutoff must be in (0, 1], got {self.cutoff}")
+    def check(self) -> None:
+        require(self, "diffuse", self.diffuse in DIFFUSE_MODELS, f"one of {', '.join(DIFFUSE_MODELS)}")
+        require(
+            self, "resolution", power_of_two(self.resolution), "a power of two (the cube map's mip chain)"
+        )
+        require(self, "min_resolution", self.min_resolution >= 1, "an integer >= 1")
+        require(self, "irradiance_resolution", self.irradiance_resolution >= 1, "an integer >= 1")
+        require(self, "cutoff", 0 < self.cutoff <= 1, "a fraction in (0, 1]")
 
 
 @dataclass

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from data.files import write_text_atomic
+
 
 def metadata() -> dict:
     return {
@@ -33,10 +35,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def write_json(path: Path, rows: list[dict]) -> None:
     """Write {"meta": ..., "results": rows} atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": metadata(), "results": rows}, indent=2))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps({"meta": metadata(), "results": rows}, indent=2))
     print(f"wrote {path}")
 
 

@@ -67,7 +67,7 @@ def make_trainer(config: Config, dataset, run_dir: Path, textured: Path | None) 
         model = ReconstructionModel(config.model, seed=config.train.seed)
         return Trainer(model, dataset, config.train, run_dir)
     state = load_checkpoint(textured, ("model",))["model"]
-    model = Stage2Model.from_state(state, config.model.light, config.model.material)
+    model = Stage2Model.from_state(state, config.model.light.build(), config.model.material.build())
     return Stage2Trainer(model, dataset, config.stage2, config.train, run_dir)
 
 

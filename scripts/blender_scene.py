@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data.files import atomic_path  # noqa: E402
 from recon.asset.load import asset_dataset  # noqa: E402
 from recon.evaluation.blender import require_bpy  # noqa: E402
 from recon.evaluation.evaluate import load_run  # noqa: E402
@@ -63,9 +63,8 @@ def build(run_dir: Path, out: Path, frames: int, samples: int) -> None:
     scene.camera = camera
     scene.render.resolution_x, scene.render.resolution_y = dataset.cameras.width, dataset.cameras.height
     scene.render.filepath = "//render/frame_"
-    tmp = out.with_name(f".{out.stem}.tmp.blend")
-    bpy.ops.wm.save_as_mainfile(filepath=str(tmp.resolve()), check_existing=False, copy=True)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp.resolve()), check_existing=False, copy=True)
 
 
 def main() -> int:

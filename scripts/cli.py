@@ -1,5 +1,6 @@
-"""What the command lines (train.py and the scripts) share: the errors whose message is for the user,
-printed as one line on stderr with an exit code; anything else is a bug and keeps its traceback."""
+"""What the command lines (train.py and the scripts) share: the errors whose message is for the user
+(:class:`data.errors.UserError`, and the file-system errors below), printed as one line on stderr with an
+exit code; anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
@@ -7,22 +8,7 @@ import errno
 import sys
 from collections.abc import Callable
 
-from data.errors import DatasetError
-from geometry.encoding import EncodingBackendError
-from geometry.obj import MeshFileError
-from recon.distributed import DistributedError
-from recon.errors import AssetError, ConfigError, RunFolderError, TrainingError
-from recon.evaluation.blender import BlenderUnavailable
-from recon.train.checkpoint import CheckpointError
-from render.hdr import EnvironmentFileError
-from render.raster.nvdiffrast_backend import BackendUnavailableError
-
-USER_ERRORS = (
-    DatasetError, CheckpointError, TrainingError, ConfigError, RunFolderError, AssetError, DistributedError,
-    MeshFileError, EnvironmentFileError, BackendUnavailableError, EncodingBackendError,
-)  # fmt: skip
-"""Bad input, bad values, a run folder used wrongly, training that cannot go on: one line each, naming
-the file or key and what to do."""
+from data.errors import UserError
 
 FILE_SYSTEM_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                       errno.EEXIST, errno.EISDIR}  # fmt: skip
@@ -39,15 +25,13 @@ def file_system_problem(error: BaseException) -> str | None:
 
 
 def run(name: str, action: Callable[[], None]) -> int:
-    """``action()``; 0 on success, 2 when bpy is missing, 1 for bad input (the message names the file)."""
+    """``action()``; 0 on success, else the :class:`data.errors.UserError`'s exit code (1; 2 when bpy is
+    missing) with its one line; anything else is a bug and keeps its traceback."""
     try:
         action()
-    except BlenderUnavailable as error:
+    except UserError as error:
         print(f"{name}: {error}", file=sys.stderr)
-        return 2
-    except (*USER_ERRORS, ValueError) as error:
-        print(f"{name}: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except OSError as error:
         if (problem := file_system_problem(error)) is None:
             raise

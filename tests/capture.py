@@ -35,7 +35,7 @@ from recon.asset.load import asset_dataset, load_asset
 from recon.evaluation.evaluate import evaluate_asset, load_run
 from recon.evaluation.metrics import surface_metrics
 from recon.run_dir import RunDir
-from recon.scenes.synthetic import SyntheticConfig, build_object, procedural_sky
+from recon.scenes.synthetic import CAMERA_DISTANCE, FOV_DEGREES, SyntheticConfig, build_object, procedural_sky
 from render.background import GroundPlane, environment_radiance
 from render.camera import look_at
 from render.envmap import latlong_directions
@@ -102,10 +102,10 @@ def capture_cameras(config: CaptureConfig, centre: torch.Tensor, radius: float, 
                 math.sin(elevation),
             ]
         )
-        eye = centre + config.scene.distance * radius * direction
+        eye = centre + CAMERA_DISTANCE * radius * direction
         c2w.append(torch.linalg.inv(look_at(eye, centre, (0, 0, 1))))
     size = config.scene.resolution
-    focal = 0.5 * size / math.tan(math.radians(config.scene.fov_degrees) / 2)
+    focal = 0.5 * size / math.tan(math.radians(FOV_DEGREES) / 2)
     cameras = Camera(torch.stack(c2w), focal, focal, size / 2, size / 2, size, size)
     cameras.near, cameras.far = 0.05 * radius, 20 * radius * config.table_radius
     return cameras

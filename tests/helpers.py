@@ -76,3 +76,14 @@ class CountingLoad:
 
     def others(self) -> float:
         return 1.0
+
+
+def compose_config(*overrides: str):
+    """The configuration ``python train.py *overrides`` runs with (Hydra's composition, in-process)."""
+    from hydra import compose, initialize_config_dir
+
+    from recon.config import register, to_config
+
+    register()
+    with initialize_config_dir(str(ROOT / "configs"), version_base=None):
+        return to_config(compose(config_name="config", overrides=list(overrides)))

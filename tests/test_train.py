@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, SHARED, TINY, TINY_SYNTHETIC, train
+from tests.helpers import ROOT, SHARED, TINY, TINY_SYNTHETIC, compose_config, train
 
 
 def test_default_preset_smoke(tmp_path):
@@ -93,17 +93,6 @@ def test_config_typo(tmp_path):
 def test_missing_dataset(tmp_path):
     error = one_line_error(train(tmp_path, "dataset.path=/nonexistent/scene", *TINY))
     assert "train.py: /nonexistent/scene: dataset folder not found" in error
-
-
-def compose_config(*overrides: str):
-    """The configuration ``python train.py *overrides`` runs with (Hydra's composition, in-process)."""
-    from hydra import compose, initialize_config_dir
-
-    from recon.config import register, to_config
-
-    register()
-    with initialize_config_dir(str(ROOT / "configs"), version_base=None):
-        return to_config(compose(config_name="config", overrides=list(overrides)))
 
 
 def test_resume_from_a_corrupt_checkpoint_keeps_it(tmp_path):

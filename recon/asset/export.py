@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import struct
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from data.files import atomic_folder
 from data.images import linear_to_srgb, to_uint8
 from data.orientation import Z_UP, rotation_to_z_up, world_to_gltf
 from geometry.mesh import vertex_normals
@@ -203,10 +203,12 @@ def export_asset(
     tangents), and probe.hdr is written with it as the lat-long's pole, so both light and asset stand
     upright in Blender; mesh.obj stays in the world frame (both are the world frame when up is +Z).
     """
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_folder(folder) as tmp:
+        _write_asset(tmp, vertices, faces, uv, uv_faces, textures, light, up, up_source)
+    return Path(folder)
+
+
+def _write_asset(tmp: Path, vertices, faces, uv, uv_faces, textures, light, up, up_source) -> None:
     vertices, faces, uv, uv_faces = (t.detach().cpu() for t in (vertices, faces, uv, uv_faces))
     normals = vertex_normals(vertices, faces)
     write_obj(tmp / "mesh.obj", vertices, faces, uv, uv_faces, normals, "mesh.mtl", "material0")
@@ -234,12 +236,3 @@ def export_asset(
     (tmp / "mesh.glb").write_bytes(glb)
     if light is not None:
         light.save_probe(tmp / "probe.hdr", rotation=rotation_to_z_up(up).float())
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(folder)
-    return folder

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from data.cameras import Camera
+from data.errors import UserError
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.orientation import Z_UP, rotation_to_z_up
 from recon.evaluation.metrics import image_psnr
@@ -28,8 +29,10 @@ INSTALL_HINT = (
 )
 
 
-class BlenderUnavailable(RuntimeError):
-    """bpy is not installed; the message says how to install it."""
+class BlenderUnavailable(UserError):
+    """bpy is not installed; the message says how to install it (exit status 2: a missing extra)."""
+
+    exit_code = 2
 
 
 def require_bpy():

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data.errors import DatasetError, UserError
+
 VARIANT_VARIABLE = "MITSUBA_VARIANT"
 """Environment variable naming the variant; by default ``scalar_rgb``, which needs no LLVM (its JIT
 variant aborted on this project's CPU machines with the system's LLVM 15)."""
@@ -43,7 +45,9 @@ def _mitsuba():
     if mi.variant() is None:
         variant = os.environ.get(VARIANT_VARIABLE, "scalar_rgb")
         if variant not in mi.variants():
-            raise RuntimeError(f"mitsuba has no variant {variant!r} (set {VARIANT_VARIABLE})")
+            raise UserError(
+                f"{VARIANT_VARIABLE}={variant!r}: mitsuba has no such variant (one of {mi.variants()})"
+            )
         mi.set_variant(variant)
     return mi
 
@@ -102,7 +106,9 @@ def render(
     for k in range(len(cameras)):
         width, height = int(cameras.width), int(cameras.height)
         if abs(_at(cameras.cx, k) - width / 2) > 0.5 or abs(_at(cameras.cy, k) - height / 2) > 0.5:
-            raise ValueError(f"camera {k}: mitsuba.render takes centred principal points only")
+            raise DatasetError(
+                f"camera {k}: Mitsuba renders centred principal points only; evaluate without it"
+            )
         c2w = cameras.c2w[k].double().cpu().numpy()
         origin = c2w[:3, 3]
         fov = math.degrees(2 * math.atan(width / (2 * float(_at(cameras.fx, k)))))

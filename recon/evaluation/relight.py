@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from data.cameras import Camera
+from data.errors import ConfigError
+from data.files import atomic_path
 from data.images import linear_to_srgb, to_uint8, write_image
 from data.orientation import Z_UP, rotation_to_z_up
 from recon.asset.load import load_asset
@@ -59,11 +61,11 @@ def render_turntable(
     (the map, as a camera sees it) or "white". Everything happens in the upright frame (the world's
     ``up`` along +Z, as the map's pole and Blender's import have it)."""
     folder, out_dir = Path(folder), Path(out_dir)
-    if frames < 1 or size < 8 or samples < 1:
-        raise ValueError(f"frames={frames}, size={size}, samples={samples}: expected frames >= 1, size >= 8 "
-                         "pixels and samples >= 1")  # fmt: skip
+    for name, value, least in (("frames", frames, 1), ("size", size, 8), ("samples", samples, 1)):
+        if value < least:
+            raise ConfigError(name, f"={value}: expected an integer >= {least}")
     if background not in ("environment", "white"):
-        raise ValueError(f"background={background!r}: expected environment or white")
+        raise ConfigError("background", f"={background!r}: expected environment or white")
     light = EnvironmentLight.from_file(
         environment, EnvironmentLightConfig(resolution=128)
     )  # a bad map: at once
@@ -90,7 +92,8 @@ def render_turntable(
         write_image(path, to_uint8(rgb))
         paths.append(path)
     images = [np.asarray(iio.imread(p)) for p in paths]
-    iio.imwrite(out_dir / "turntable.gif", np.stack(images), duration=80, loop=0)
+    with atomic_path(out_dir / "turntable.gif") as tmp:
+        iio.imwrite(tmp, np.stack(images), duration=80, loop=0)
     return paths
 
 

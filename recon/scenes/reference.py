@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from data.errors import DatasetError
+from data.files import write_text_atomic
 from data.images import read_rgba, srgb_to_linear
 from geometry.mesh import Mesh, unwrap_uv
 from geometry.obj import read_obj
@@ -129,4 +130,4 @@ def export_reference(
 def write_reference(path: Path, base_color, roughness, metallic) -> None:
     """A gt_material.json (module docstring)."""
     data = {"base_color": base_color, "roughness": roughness, "metallic": metallic}
-    path.write_text(json.dumps(data, indent=2))
+    write_text_atomic(path, json.dumps(data, indent=2))

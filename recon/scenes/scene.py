@@ -6,21 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.dataset import load_scene
+from data.dataset import FORMATS, load_scene
 from data.scene import SceneData
+from data.settings import Settings, require
+from data.sfm import SFM_MODES
 from recon.distributed import DistributedContext
 from recon.run_dir import RunDir
 from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
 
-
-def _default_synthetic() -> SyntheticConfig:
-    return SyntheticConfig(
-        n_train=48, n_val=2, n_test=8, resolution=128, mesh_resolution=128, light_resolution=64
-    )
+BACKGROUNDS = ("random", "white", "black")
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Settings):
     """Where the views come from."""
 
     path: str = ""
@@ -47,8 +45,28 @@ class DatasetConfig:
     bbox: list[float] = field(default_factory=list)
     """The object's region, [xmin, ymin, zmin, xmax, ymax, zmax] in the dataset's units; empty: found
     from the ground plane and the cameras (photos) or the masks."""
-    synthetic: SyntheticConfig = field(default_factory=_default_synthetic)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     """The built-in scene, rendered into <run dir>/synthetic when ``path`` is empty."""
+
+    def check(self) -> None:
+        require(
+            self,
+            "format",
+            self.format == "auto" or self.format in FORMATS,
+            f"auto or one of {', '.join(FORMATS)}",
+        )
+        require(self, "test_every", self.test_every >= 1, "an integer >= 1")
+        require(self, "downscale", self.downscale > 0, "a factor > 0")
+        require(
+            self, "max_side", self.max_side == 0 or self.max_side >= 16, "0 (no limit) or a size >= 16 pixels"
+        )
+        require(self, "background", self.background in BACKGROUNDS, ", ".join(BACKGROUNDS))
+        require(self, "sfm", self.sfm in SFM_MODES, f"one of {', '.join(SFM_MODES)}")
+        box = self.bbox
+        ordered = len(box) == 6 and all(a < b for a, b in zip(box[:3], box[3:], strict=True))
+        require(
+            self, "bbox", not box or ordered, "[] or [xmin, ymin, zmin, xmax, ymax, zmax], each min < max"
+        )
 
     def downscale_for(self, scene: SceneData) -> float:
         """The downscale factor for ``scene``'s images: ``downscale``, more when ``max_side`` needs it."""

@@ -29,6 +29,7 @@ from data.cameras import Camera
 from data.images import linear_to_srgb, read_rgba, srgb_to_linear, to_uint8
 from data.nerf_synthetic import load_nerf_synthetic, write_nerf_synthetic
 from data.scene import SceneData
+from data.settings import Settings, power_of_two, require
 from geometry.extraction import GridConfig, extract_mesh
 from geometry.mesh import Mesh
 from geometry.obj import find_texture, read_obj, write_obj
@@ -44,7 +45,7 @@ from render.renderer import Material, render_views
 
 
 @dataclass
-class SyntheticConfig:
+class SyntheticConfig(Settings):
     """Settings of :func:`make_synthetic_scene`."""
 
     object: str = "procedural"
@@ -52,22 +53,39 @@ class SyntheticConfig:
     path of an OBJ mesh."""
     environment: str = "sky"
     """"sky" (procedural) or the path of a lat-long .hdr / .npy / .exr."""
-    n_train: int = 64
-    n_val: int = 4
+    n_train: int = 48
+    n_val: int = 2
     n_test: int = 8
-    resolution: int = 256
+    resolution: int = 128
     """Image width and height (pixels)."""
-    fov_degrees: float = 40.0
-    distance: float = 3.2
-    """Camera distance in units of the object's bounding-sphere radius (>= 1 / sin(fov / 2) keeps the
-    whole object in view: 2.92 at 40 degrees)."""
     mesh_resolution: int = 128
     """Marching-cubes grid of the procedural object."""
-    light_resolution: int = 128
+    light_resolution: int = 64
+    """Cube face size of the environment light the views are rendered under."""
     occlusion: bool = True
     """Shade the views with the object's ambient occlusion (render.occlusion), the darkening of crevices
     that a photo's shadows give; False: the unoccluded split-sum shading."""
     seed: int = 0
+
+    def check(self) -> None:
+        mesh = self.object.lower().endswith(".obj") and Path(self.object).expanduser().is_file()
+        expected = f"{' or '.join(BUILT_IN_OBJECTS)} or the path of an .obj mesh"
+        require(self, "object", self.object in BUILT_IN_OBJECTS or mesh, expected)
+        environment = self.environment == "sky" or Path(self.environment).expanduser().is_file()
+        require(self, "environment", environment, '"sky" or the path of a lat-long map (.hdr, .exr, .npy)')
+        require(self, "n_train", self.n_train >= 2, "an integer >= 2 (views from more than one side)")
+        require(self, "n_val", self.n_val >= 0, "an integer >= 0")
+        require(self, "n_test", self.n_test >= 0, "an integer >= 0")
+        require(self, "resolution", self.resolution >= 8, "an image size >= 8")
+        require(self, "mesh_resolution", self.mesh_resolution >= 8, "a grid size >= 8")
+        require(self, "light_resolution", power_of_two(self.light_resolution, 8), "a power of two >= 8")
+
+
+FOV_DEGREES = 40.0
+"""The cameras' field of view."""
+CAMERA_DISTANCE = 3.2
+"""Camera distance in units of the object's bounding-sphere radius (>= 1 / sin(fov / 2) keeps the whole
+object in view: 2.92 at 40 degrees)."""
 
 
 # ----------------------------------------------------------------------------------- the object
@@ -131,7 +149,7 @@ def random_cameras(
         d = d / d.norm()
         if abs(float(d[2])) < 0.95:
             c2w.append(torch.linalg.inv(look_at(centre + distance * d, centre, (0, 0, 1))))
-    focal = 0.5 * config.resolution / math.tan(math.radians(config.fov_degrees) / 2)
+    focal = 0.5 * config.resolution / math.tan(math.radians(FOV_DEGREES) / 2)
     half = config.resolution / 2
     cameras = Camera(torch.stack(c2w), focal, focal, half, half, config.resolution, config.resolution)
     cameras.near, cameras.far = max(distance * 0.05, 1e-3), distance * 4
@@ -193,7 +211,7 @@ def make_synthetic_scene(root: str | os.PathLike, config: SyntheticConfig | None
     centre = (lower + upper) / 2
     radius = float((mesh.vertices - centre).norm(dim=-1).max())
     counts = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
-    cameras = random_cameras(sum(counts.values()), centre, config.distance * radius, config, generator)
+    cameras = random_cameras(sum(counts.values()), centre, CAMERA_DISTANCE * radius, config, generator)
     occlusion = vertex_occlusion(mesh.vertices, mesh.faces) if config.occlusion else None
     images = _render(mesh, material, light, cameras, occlusion)
     splits, start = {}, 0

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
 import torch
 
+from data.errors import UserError
+from data.files import atomic_path
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(UserError):
     """A checkpoint that cannot be resumed from; the message names the file and the problem."""
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves a
-    half-written checkpoint in place of the previous one."""
+    """``torch.save`` atomically (data.files): a crash never leaves a half-written checkpoint in place of
+    the previous one."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             torch.save(state, handle)
-        os.replace(tmp, path)
     except (OSError, RuntimeError) as error:  # a read-only folder, a full disk (torch wraps the OSError)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[-1]
         raise CheckpointError(
             f"{path}: cannot write the checkpoint ({reason}); the earlier ones are kept: free disk space or "

@@ -181,20 +181,40 @@ class TrainingLoop:
 
     def restore(self, path: Path | None = None) -> bool:
         """Load ``path``, or the newest readable checkpoint (a corrupt newer one is reported in one warning
-        line and left in place); False when there is none."""
+        line and left in place); False when there is none. A checkpoint of another model (parameters or
+        optimizer groups that differ from this configuration's) is a :class:`CheckpointError` naming the
+        first difference."""
         state = load_checkpoint(path, STATE_KEYS) if path is not None else newest_state(self.checkpoint_dir)
         if state is None:
             return False
-        try:
-            self.load_state(state)
-        except (RuntimeError, ValueError, KeyError) as error:  # shapes, parameter groups or keys differ
+        problem = self.difference(state)
+        if problem:
             where = path if path is not None else self.checkpoint_dir
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise CheckpointError(
-                f"{where}: a checkpoint of another model than this configuration's ({reason}); resume with "
+                f"{where}: a checkpoint of another model than this configuration's ({problem}); resume with "
                 "the configuration that wrote it, or move it away to start this phase afresh"
-            ) from None
+            )
+        self.load_state(state)
         return True
+
+    def difference(self, state: dict) -> str | None:
+        """How a checkpoint's model and optimizer differ from this loop's (parameter names and shapes,
+        optimizer groups), or None when it fits."""
+        own, theirs = dict(self.module.named_parameters()), state["model"]
+        if not isinstance(theirs, dict):
+            return "its model is not a state dictionary"
+        for name, value in own.items():  # parameters only: buffers hold data (e.g. occlusion) of any size
+            shape = getattr(theirs.get(name), "shape", None)
+            if shape is None:
+                return f"no {name}"
+            if tuple(shape) != tuple(value.shape):
+                return f"{name} is {list(shape)}, this configuration's {list(value.shape)}"
+        own_groups = self.optimizer.state_dict()["param_groups"]
+        groups = state["optimizer"].get("param_groups", []) if isinstance(state["optimizer"], dict) else []
+        sizes, own_sizes = [len(g["params"]) for g in groups], [len(g["params"]) for g in own_groups]
+        if sizes != own_sizes:
+            return f"optimizer groups of {sizes} parameters, this configuration's {own_sizes}"
+        return None
 
     # ------------------------------------------------------------------------------------- the loop
 

@@ -1,8 +1,6 @@
-"""Image losses (on tonemapped colour, as nvdiffrec), the mask loss and weight schedules."""
+"""Image losses (on tonemapped colour, as nvdiffrec) and the mask loss."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 
@@ -35,28 +33,3 @@ def image_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "l1",
 def mask_loss(alpha: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error between rendered coverage and the mask, [..., 1] each."""
     return (alpha - target).square().mean()
-
-
-@dataclass
-class Schedule:
-    """A loss weight over training steps: linear warm-up from ``start`` to ``weight`` over
-    ``warmup_steps``, constant, then linear decay to ``end`` between ``decay_start`` and ``decay_end``
-    (decay disabled when decay_end <= decay_start)."""
-
-    weight: float = 1.0
-    start: float | None = None
-    warmup_steps: int = 0
-    end: float | None = None
-    decay_start: int = 0
-    decay_end: int = 0
-
-    def __call__(self, step: int) -> float:
-        value = self.weight
-        if self.warmup_steps > 0 and step < self.warmup_steps:
-            start = self.weight if self.start is None else self.start
-            value = start + (self.weight - start) * step / self.warmup_steps
-        if self.decay_end > self.decay_start and step > self.decay_start:
-            end = self.weight if self.end is None else self.end
-            t = min(1.0, (step - self.decay_start) / (self.decay_end - self.decay_start))
-            value = self.weight + (end - self.weight) * t
-        return value

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from data.settings import Settings, require
 from geometry.encoding import HashGridConfig, HashGridEncoding
 
 
@@ -20,7 +21,7 @@ def _default_encoding() -> HashGridConfig:
 
 
 @dataclass
-class MaterialConfig:
+class MaterialConfig(Settings):
     """Settings of :class:`MaterialMLP`."""
 
     encoding: HashGridConfig = field(default_factory=_default_encoding)
@@ -40,15 +41,15 @@ class MaterialConfig:
     position_gradient: bool = True
     """Let the material's variation over the surface move the geometry (the gradient of the material
     with respect to the queried points). Off: the points are detached, which makes a 256^2 stage-1 step
-    about 15% cheaper on the CPU."""
+    cheaper on the CPU (docs/benchmarks.md)."""
 
-    def validate(self) -> None:
+    def check(self) -> None:
         for name in ("base_color_range", "roughness_range", "metallic_range"):
-            low, high = getattr(self, name)
-            if not 0.0 <= low <= high <= 1.0:
-                raise ValueError(f"material: {name} must satisfy 0 <= low <= high <= 1, got {(low, high)}")
-        if self.hidden_dim < 1 or self.n_hidden_layers < 1:
-            raise ValueError("material: hidden_dim and n_hidden_layers must be >= 1")
+            bounds = getattr(self, name)
+            ordered = len(bounds) == 2 and 0.0 <= bounds[0] <= bounds[1] <= 1.0
+            require(self, name, ordered, "[low, high] with 0 <= low <= high <= 1")
+        require(self, "hidden_dim", self.hidden_dim >= 1, "an integer >= 1")
+        require(self, "n_hidden_layers", self.n_hidden_layers >= 1, "an integer >= 1")
 
 
 @dataclass

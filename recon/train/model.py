@@ -6,7 +6,7 @@ of the origin, the SDF box [-1, 1]^3); cameras come from a :class:`data.dataset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 
 import torch
@@ -15,6 +15,9 @@ from torch import nn
 
 from data.dataset import Batch
 from data.ground import Region
+from data.settings import Settings, power_of_two, require
+from geometry.encoding import BACKENDS as ENCODING_BACKENDS
+from geometry.encoding import HashGridConfig
 from geometry.extraction import GridConfig, SDFGrid, extract_mesh
 from geometry.regularizers import (
     eikonal_loss,
@@ -28,7 +31,7 @@ from geometry.sdf import SDFNetwork, SDFNetworkConfig
 from recon.distributed import view_generator
 from recon.errors import TrainingError
 from recon.evaluation.metrics import psnr
-from recon.train.losses import Schedule, image_loss, mask_loss
+from recon.train.losses import IMAGE_LOSSES, image_loss, mask_loss
 from recon.train.material import MaterialConfig, MaterialMLP
 from render.background import Backdrop
 from render.light import EnvironmentLight, EnvironmentLightConfig
@@ -36,45 +39,131 @@ from render.occlusion import vertex_occlusion
 from render.renderer import RenderOutput, render_views
 
 
-def _light_config() -> EnvironmentLightConfig:
-    return EnvironmentLightConfig(resolution=64)
+@dataclass
+class GridSettings(Settings):
+    """``model.grid``: stage 1's marching-cubes grid (geometry.extraction.GridConfig, whose narrow-band
+    settings keep their defaults)."""
+
+    resolution: int = 64
+    """Cells per axis: 16 times a power of two (the narrow band refines from 16^3)."""
+
+    def check(self) -> None:
+        require(self, "resolution", self.resolution >= 16, "16 times a power of two (cells per axis)")
+        self.build().validate()
+
+    def build(self) -> GridConfig:
+        return GridConfig(resolution=self.resolution)
 
 
 @dataclass
-class ModelConfig:
-    """The parts of the stage-1 model."""
+class LightSettings(Settings):
+    """``model.light``: the learnable environment light (render.light.EnvironmentLightConfig, whose
+    prefiltering and shading settings keep their defaults)."""
 
-    sdf: SDFNetworkConfig = field(default_factory=SDFNetworkConfig)
-    material: MaterialConfig = field(default_factory=MaterialConfig)
-    light: EnvironmentLightConfig = field(default_factory=_light_config)
-    grid: GridConfig = field(default_factory=lambda: GridConfig(resolution=64))
+    resolution: int = 64
+    """Cube face size of the learnable map: a power of two >= 8 (its mip chain)."""
+
+    def check(self) -> None:
+        require(self, "resolution", power_of_two(self.resolution, 8), "a power of two >= 8 (its mip chain)")
+
+    def build(self) -> EnvironmentLightConfig:
+        return EnvironmentLightConfig(resolution=self.resolution)
+
+
+@dataclass
+class MaterialSettings(Settings):
+    """``model.material``: what the material may be (recon.train.material.MaterialConfig, whose network
+    keeps its defaults); stage 2's textures keep the same ranges."""
+
+    base_color_range: tuple[float, float] = (0.0, 1.0)
+    """Linear base colour."""
+    roughness_range: tuple[float, float] = (0.08, 1.0)
+    """Perceptual roughness (0.08 = render.brdf.MIN_ROUGHNESS)."""
+    metallic_range: tuple[float, float] = (0.0, 1.0)
+    """(0, 0) for dielectric-only reconstructions (the photos preset)."""
+    normal_perturbation: bool = False
+    """Also learn a normal offset (nvdiffrec's "perturbed normals"), baked into texture_n.png."""
+
+    def check(self) -> None:
+        self.build().validate()
+
+    def build(self) -> MaterialConfig:
+        return MaterialConfig(
+            base_color_range=self.base_color_range, roughness_range=self.roughness_range,
+            metallic_range=self.metallic_range, normal_perturbation=self.normal_perturbation,
+        )  # fmt: skip
+
+
+@dataclass
+class ModelConfig(Settings):
+    """``model``: the stage-1 model's settings that a run chooses; the networks' shapes are their classes'
+    defaults (geometry.sdf.SDFNetworkConfig, recon.train.material.MaterialConfig)."""
+
+    encoding_backend: str = "auto"
+    """Hash grids of the SDF and the material: auto (tinycudann on CUDA when installed, numba's compiled
+    loops on the CPU), torch, tcnn or numba."""
+    material: MaterialSettings = field(default_factory=MaterialSettings)
+    light: LightSettings = field(default_factory=LightSettings)
+    grid: GridSettings = field(default_factory=GridSettings)
     ground_texture: int = 1024
     """Side of the ground plane's texture (photos without masks; render.background.GroundPlane)."""
 
+    def check(self) -> None:
+        require(self, "encoding_backend", self.encoding_backend in ENCODING_BACKENDS,
+                f"one of {', '.join(ENCODING_BACKENDS)}")  # fmt: skip
+        require(self, "ground_texture", self.ground_texture >= 8, "a texture size >= 8")
+
+    def sdf(self) -> SDFNetworkConfig:
+        return SDFNetworkConfig(encoding=HashGridConfig(backend=self.encoding_backend))
+
+    def material_network(self) -> MaterialConfig:
+        material = self.material.build()
+        return replace(material, encoding=replace(material.encoding, backend=self.encoding_backend))
+
+
+SDF_SIGN_DECAY_STEPS = 1000
+"""The SDF sign term's weight falls linearly to a tenth over stage 1's first this many steps."""
+EIKONAL_POINTS = 4096
+"""Points per step of the Eikonal term (near the surface and uniform in the box)."""
+FREE_SPACE_RAYS = 256
+"""At most this many rays per view for the free-space term (16 points on each)."""
+
 
 @dataclass
-class LossConfig:
-    """Loss kind and weights (each a :class:`recon.train.losses.Schedule` over steps)."""
+class LossConfig(Settings):
+    """``train.losses``: the image loss and the weight of every stage-1 term (0: the term is skipped)."""
 
     image: str = "l1"
     """Image loss on tonemapped colour: l1, l2, logl1 or smape."""
-    image_weight: Schedule = field(default_factory=lambda: Schedule(1.0))
-    mask_weight: Schedule = field(default_factory=lambda: Schedule(1.0))
-    eikonal_weight: Schedule = field(default_factory=lambda: Schedule(0.1))
-    eikonal_points: int = 4096
-    material_smoothness_weight: Schedule = field(default_factory=lambda: Schedule(0.01))
-    normal_consistency_weight: Schedule = field(default_factory=lambda: Schedule(0.01))
-    laplacian_weight: Schedule = field(default_factory=lambda: Schedule(0.0))
-    sdf_sign_weight: Schedule = field(default_factory=lambda: Schedule(0.01, end=0.001, decay_end=1000))
-    light_weight: Schedule = field(default_factory=lambda: Schedule(0.005))
-    metallic_weight: Schedule = field(default_factory=lambda: Schedule(0.01))
+    image_weight: float = 1.0
+    mask_weight: float = 1.0
+    eikonal_weight: float = 0.1
+    material_smoothness_weight: float = 0.01
+    normal_consistency_weight: float = 0.01
+    laplacian_weight: float = 0.0
+    sdf_sign_weight: float = 0.01
+    """Falls linearly to a tenth of this over the first SDF_SIGN_DECAY_STEPS steps."""
+    light_weight: float = 0.005
+    metallic_weight: float = 0.01
     """Weight of the mean metallic value on the surface: a prior for dielectrics (most objects), so that
     metal is used only where the images need it."""
-    free_space_weight: Schedule = field(default_factory=lambda: Schedule(1.0))
+    free_space_weight: float = 1.0
     """Space carving: SDF points on the rays of pixels that the mask calls background but the render
     covers are pushed outside (opens tunnels a membrane closed; nothing to do without masks)."""
-    free_space_rays: int = 256
-    """At most this many rays per view (16 points on each)."""
+
+    def check(self) -> None:
+        require(self, "image", self.image in IMAGE_LOSSES, f"one of {', '.join(IMAGE_LOSSES)}")
+        for item in fields(self):
+            if item.name.endswith("_weight"):
+                require(self, item.name, getattr(self, item.name) >= 0, "a weight >= 0")
+
+    def weight(self, term: str, step: int) -> float:
+        """The weight of ``term`` (e.g. "eikonal") at ``step``."""
+        weight = getattr(self, f"{term}_weight")
+        if term == "sdf_sign" and step > 0:
+            end, t = weight / 10, min(1.0, step / SDF_SIGN_DECAY_STEPS)
+            return weight + (end - weight) * t
+        return weight
 
 
 @dataclass
@@ -107,13 +196,13 @@ class ReconstructionModel(nn.Module):
     ):  # fmt: skip
         super().__init__()
         self.config = config or ModelConfig()
-        sdf = self.config.sdf
+        sdf = self.config.sdf()
         if region is not None:  # start inside the region: where it clips, the network gets no gradient
             sdf = replace(sdf, init_radius=min(sdf.init_radius, 0.8 * float(region.half.min())))
         self.sdf = SDFNetwork(sdf, seed=seed)
-        self.material = MaterialMLP(self.config.material, sdf.bbox_min, sdf.bbox_max, seed=seed + 1)
-        self.light = EnvironmentLight(self.config.light)
-        self.grid = self.config.grid  # the extraction grid now (set_grid_resolution)
+        self.material = MaterialMLP(self.config.material_network(), sdf.bbox_min, sdf.bbox_max, seed=seed + 1)
+        self.light = EnvironmentLight(self.config.light.build())
+        self.grid = self.config.grid.build()  # the extraction grid now (set_grid_resolution)
         self.backdrop = backdrop
         self.region = region
         # Ambient occlusion of the last mesh it was computed on (update_occlusion): its vertices [N, 3]
@@ -125,7 +214,7 @@ class ReconstructionModel(nn.Module):
         """Extract on a grid of ``resolution`` cells per axis from now on (the trainer's coarse-to-fine
         schedule, train.fine_grid_resolution); ``model.grid``'s other settings stay."""
         if resolution != self.grid.resolution:
-            self.grid = replace(self.config.grid, resolution=resolution)
+            self.grid = replace(self.config.grid.build(), resolution=resolution)
 
     def update_occlusion(self, directions: int = STAGE1_OCCLUSION_DIRECTIONS) -> None:
         """Compute the ambient occlusion (render.occlusion) of the current mesh, for :meth:`occlusion_at`."""
@@ -206,9 +295,7 @@ class ReconstructionModel(nn.Module):
             "mask": lambda: mask_loss(out.alpha, batch.masks),
             "eikonal": lambda: eikonal_loss(
                 self.sdf.sdf,
-                eikonal_points(
-                    config.eikonal_points, self.sdf.lower, self.sdf.upper, vertices, 0.02, generator
-                ),
+                eikonal_points(EIKONAL_POINTS, self.sdf.lower, self.sdf.upper, vertices, 0.02, generator),
                 step=float(grid.spacing.min()) * 0.5,
             ),
             "material_smoothness": lambda: material_terms()[0],  # one material call for both terms
@@ -217,9 +304,9 @@ class ReconstructionModel(nn.Module):
             "sdf_sign": lambda: sdf_sign_loss(grid),
             "light": lambda: self.light.regularizer(),
             "metallic": lambda: material_terms()[1].metallic.mean(),
-            "free_space": lambda: free_space_term(batch, out.alpha, config.free_space_rays, self.sdf, step),
+            "free_space": lambda: free_space_term(batch, out.alpha, FREE_SPACE_RAYS, self.sdf, step),
         }
-        weights = {name: getattr(config, f"{name}_weight")(step) for name in lazy}
+        weights = {name: config.weight(name, step) for name in lazy}
         if self.backdrop is not None:  # photos: no mask to match, no pixel known to be background
             weights["mask"] = weights["free_space"] = 0.0
         terms = {name: term() for name, term in lazy.items() if weights[name] != 0}  # zero weight: skipped

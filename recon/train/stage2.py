@@ -12,6 +12,7 @@ from torch import nn
 
 from data.dataset import Batch, MultiViewDataset
 from data.ground import Region
+from data.settings import Settings, require
 from geometry.mesh import decimate, remove_small_components, unwrap_uv
 from geometry.regularizers import laplacian_loss
 from recon.asset.bake import Textures, bake_textures
@@ -19,7 +20,7 @@ from recon.asset.texture_material import TextureMaterial
 from recon.distributed import DistributedContext
 from recon.evaluation.metrics import psnr
 from recon.train.loop import TrainingLoop, adam, exponential_decay
-from recon.train.losses import image_loss, mask_loss
+from recon.train.losses import IMAGE_LOSSES, image_loss, mask_loss
 from recon.train.material import MaterialConfig
 from recon.train.model import ReconstructionModel
 from recon.train.trainer import TrainConfig
@@ -30,7 +31,7 @@ from render.renderer import RenderOutput, render_views
 
 
 @dataclass
-class Stage2Config:
+class Stage2Config(Settings):
     """Settings of the fixed-topology stage."""
 
     steps: int = 300
@@ -41,16 +42,12 @@ class Stage2Config:
     texture_lr: float = 1e-2
     light_lr: float = 1e-2
     optimize_vertices: bool = True
-    """Refine vertex positions too (topology fixed). On spot_mitsuba, 150 steps from the same stage-1 mesh:
-    test PSNR 28.3 -> 34.2 dB and Chamfer-L1 0.0097 -> 0.0041 (textures and light alone: 28.3 dB)."""
+    """Refine vertex positions too (topology fixed), not only textures and light."""
     vertex_lr: float = 1e-3
     """Adam step for the offsets, in the normalized frame (object radius ~0.8)."""
     final_lr_fraction: float = 0.1
-    """Every learning rate decays exponentially to this fraction of its start by the last step (1: constant).
-    At a constant rate the textures and vertices move at full rate to the last step, toward the last
-    batches' views: on lego the test PSNR jitters by 0.3 dB between checkpoints and falls after 1000
-    steps. Decaying to 0.1 (as stage 1 does): lego +0.45 dB at 1000 steps, the built-in scene +1.2 dB,
-    spot_mitsuba +1.0 dB, each from the same stage-1 mesh (docs/benchmarks.md, "stage 2's rates decay")."""
+    """Every learning rate decays exponentially to this fraction of its start by the last step (1: constant;
+    the textures and vertices then follow the last batches' views to the end: docs/benchmarks.md)."""
     laplacian_weight: float = 10.0
     """Keeps moved vertices smooth (uniform Laplacian of the offsets' result)."""
     image: str = "l1"
@@ -71,6 +68,24 @@ class Stage2Config:
     occlusion_directions: int = 128
     """Depth maps per occlusion computation (256^2 each), in stage 2 and for the exported asset's occlusion
     (stage 1, whose mesh changes every step, uses recon.train.model.STAGE1_OCCLUSION_DIRECTIONS)."""
+
+    def check(self) -> None:
+        for name, least in (
+            ("steps", 0),
+            ("batch_size", 1),
+            ("occlusion_every", 1),
+            ("occlusion_directions", 8),
+        ):
+            require(self, name, getattr(self, name) >= least, f"an integer >= {least}")
+        require(
+            self, "crop", self.crop == 0 or self.crop >= 16, "0 (whole views) or a window side >= 16 pixels"
+        )
+        for name in ("texture_lr", "light_lr", "vertex_lr", "normal_lr"):
+            require(self, name, getattr(self, name) >= 0, "a learning rate >= 0")
+        require(self, "final_lr_fraction", 0 < self.final_lr_fraction <= 1, "a fraction in (0, 1]")
+        for name in ("laplacian_weight", "mask_weight", "normal_smoothness_weight", "metallic_weight"):
+            require(self, name, getattr(self, name) >= 0, "a weight >= 0")
+        require(self, "image", self.image in IMAGE_LOSSES, f"one of {', '.join(IMAGE_LOSSES)}")
 
 
 class Stage2Model(nn.Module):

@@ -17,9 +17,12 @@ from pathlib import Path
 import torch
 
 from data.dataset import Batch, MultiViewDataset
+from data.errors import ConfigError
+from data.settings import Settings, require
+from geometry.cpu_threads import parse_setting
 from geometry.extraction import GridConfig
 from recon.distributed import DistributedContext
-from recon.errors import ConfigError, TrainingError
+from recon.errors import TrainingError
 from recon.train.loop import TrainingLoop, adam, exponential_decay
 from recon.train.model import LossConfig, ReconstructionModel
 from recon.train.volume import VolumeConfig
@@ -29,7 +32,7 @@ __all__ = ["OptimizerConfig", "TrainConfig", "Trainer", "TrainingError", "fine_g
 
 
 @dataclass
-class OptimizerConfig:
+class OptimizerConfig(Settings):
     """Adam learning rates per parameter group; all decay exponentially to ``final_lr_fraction``."""
 
     sdf_encoding_lr: float = 1e-2
@@ -42,9 +45,15 @@ class OptimizerConfig:
     eps: float = 1e-15
     """Adam's epsilon in every stage: the warm-up, stage 1 and stage 2 (instant-ngp's 1e-15 by default)."""
 
+    def check(self) -> None:
+        for name in ("sdf_encoding_lr", "sdf_mlp_lr", "material_lr", "light_lr", "ground_lr"):
+            require(self, name, getattr(self, name) >= 0, "a learning rate >= 0")
+        require(self, "final_lr_fraction", 0 < self.final_lr_fraction <= 1, "a fraction in (0, 1]")
+        require(self, "eps", self.eps > 0, "a number > 0")
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Stage 1's settings, and the loop settings every stage shares (seed, logging, checkpoints,
     resume, progress)."""
 
@@ -53,7 +62,7 @@ class TrainConfig:
     """Views per step, over all processes (divisible by the torchrun process count)."""
     crop: int = 0
     """Train each step on a random ``crop`` x ``crop`` window of every view (0: whole views): full-resolution
-    pixels at less cost per step (lego, 400^2, window 200: 1.35 s instead of 1.78 s; docs/benchmarks.md)."""
+    pixels at less cost per step (docs/benchmarks.md)."""
     seed: int = 0
     losses: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -68,8 +77,7 @@ class TrainConfig:
     """Coarse to fine extraction: from step ``fine_grid_start`` on, marching cubes runs on a grid of this
     many cells per axis instead of ``model.grid.resolution`` (0: off), and so do the stage-1 mesh and
     stage 2. A step on a twice finer grid costs about twice as much (4x the triangles), so the fine grid
-    is for the last steps, once the shape is settled. On lego (400^2) 150 steps at 256^3 after 1000 at
-    128^3 did not help: the network had not learnt the finer detail (docs/benchmarks.md, 2026-12-07)."""
+    is for the last steps, once the shape is settled (docs/benchmarks.md has what it gave on lego)."""
     fine_grid_start: int = 0
     log_every: int = 10
     image_every: int = 200
@@ -100,17 +108,44 @@ class TrainConfig:
     occlusion_start: int = 100
     occlusion_every: int = 100
 
+    def check(self) -> None:
+        counts = {
+            "steps": (1, "(stage 1 must train before stage 2 can start)"), "batch_size": (1, ""),
+            "steps_per_level": (1, ""), "log_every": (1, ""), "occlusion_every": (1, ""),
+            "start_levels": (0, ""), "fine_grid_start": (0, ""), "occlusion_start": (0, ""),
+            "image_every": (0, "(0: no images)"), "checkpoint_every": (0, "(0: by time only)"),
+            "keep_checkpoints": (0, "(0: keep all)"), "fine_grid_resolution": (0, "(0: off)"),
+        }  # fmt: skip
+        for name, (least, note) in counts.items():
+            require(self, name, getattr(self, name) >= least, f"an integer >= {least} {note}".strip())
+        require(
+            self, "crop", self.crop == 0 or self.crop >= 16, "0 (whole views) or a window side >= 16 pixels"
+        )
+        require(self, "checkpoint_minutes", self.checkpoint_minutes >= 0, "minutes >= 0 (0: by steps only)")
+        require(self, "threads", _thread_setting(self.threads), "auto or a thread count >= 1")
+        if self.fine_grid_resolution:  # the narrow band must reach it from its coarse grid
+            expected = "16 times a power of two (cells per axis), or 0 (off)"
+            require(self, "fine_grid_resolution", fine_grid(self, GridConfig()) is not None, expected)
+
+
+def _thread_setting(value: str) -> bool:
+    try:
+        parse_setting(value)
+    except ValueError:
+        return False
+    return True
+
 
 def fine_grid(config: TrainConfig, grid: GridConfig) -> GridConfig | None:
-    """``grid`` at ``config.fine_grid_resolution`` (None when that is off); a :class:`ConfigError` when the
-    narrow band cannot reach it from ``grid.coarse_resolution``."""
+    """``grid`` at ``config.fine_grid_resolution``; None when that is off or the narrow band cannot reach
+    it from ``grid.coarse_resolution``."""
     if not config.fine_grid_resolution:
         return None
     fine = replace(grid, resolution=config.fine_grid_resolution)
     try:
         fine.validate()
-    except ValueError as error:
-        raise ConfigError(f"train.fine_grid_resolution: {str(error).split(': ', 1)[-1]}") from None
+    except ConfigError:
+        return None
     return fine
 
 
@@ -140,9 +175,7 @@ class Trainer(TrainingLoop):
         run_dir: Path,
         context: DistributedContext | None = None,
     ):
-        if config.start_levels < 0 or config.steps_per_level < 1:
-            raise ConfigError("train: start_levels must be >= 0 and steps_per_level >= 1")
-        fine_grid(config, model.config.grid)
+        config.validate()
         optimizer = make_optimizer(model, config.optimizer)
         scheduler = exponential_decay(optimizer, config.optimizer.final_lr_fraction, config.steps)
         super().__init__(
@@ -159,7 +192,7 @@ class Trainer(TrainingLoop):
     def _schedule_grid(self, step: int) -> None:
         """Coarse to fine extraction: the marching-cubes grid of ``step``."""
         fine = self.config.fine_grid_resolution
-        base = self.model.config.grid.resolution
+        base = self.model.config.grid.resolution  # the run's (GridSettings)
         self.model.set_grid_resolution(fine if fine and step >= self.config.fine_grid_start else base)
 
     def before_step(self) -> None:

@@ -26,6 +26,7 @@ from torch import nn
 
 from data.dataset import Batch, MultiViewDataset
 from data.images import linear_to_srgb
+from data.settings import Settings, require
 from geometry.regularizers import eikonal_loss, eikonal_points
 from recon.distributed import DistributedContext, view_generator
 from recon.evaluation.metrics import psnr
@@ -38,11 +39,11 @@ from render.volume import composite, ray_samples, sdf_opacity
 
 
 @dataclass
-class VolumeConfig:
+class VolumeConfig(Settings):
     """Settings of :class:`VolumeWarmup` (``train.volume``)."""
 
     steps: int = 0
-    """Warm-up steps before stage 1 (0: none). About 0.2 s each on 2 CPU cores, at any image size."""
+    """Warm-up steps before stage 1 (0: none); a step's cost does not grow with the image size."""
     batch_size: int = 4
     """Views per step (divisible by the torchrun process count)."""
     rays_per_view: int = 256
@@ -52,16 +53,21 @@ class VolumeConfig:
     view_degree: int = 1
     """Spherical-harmonic degree of the colour's dependence on the view direction (0: none, at most 2).
     Without it a rough metal, whose colour changes with the view, is placed at a wrong depth instead."""
-    initial_sharpness: float = 20.0
-    """1 / width (world units) of each surface's band along a ray at the start; learned from there."""
-    mask_weight: float = 1.0
-    eikonal_weight: float = 0.1
-    eikonal_points: int = 2048
-    sdf_encoding_lr: float = 1e-2
-    sdf_mlp_lr: float = 1e-3
-    colour_lr: float = 1e-2
-    sharpness_lr: float = 1e-2
-    """Of the sharpness's logarithm."""
+
+    def check(self) -> None:
+        require(self, "steps", self.steps >= 0, "an integer >= 0 (0: no warm-up)")
+        require(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
+        require(self, "rays_per_view", self.rays_per_view >= 1, "an integer >= 1")
+        require(self, "samples", self.samples >= 2, "an integer >= 2")
+        require(self, "view_degree", self.view_degree in (0, 1, 2), "0, 1 or 2")
+
+
+INITIAL_SHARPNESS = 20.0
+"""1 / width (world units) of each surface's band along a ray at the start; learned from there."""
+MASK_WEIGHT, EIKONAL_WEIGHT, EIKONAL_POINTS = 1.0, 0.1, 2048
+"""The warm-up's loss: image + MASK_WEIGHT * mask + EIKONAL_WEIGHT * Eikonal (at EIKONAL_POINTS points)."""
+LEARNING_RATES = {"sdf_encoding": 1e-2, "sdf_mlp": 1e-3, "colour": 1e-2, "sharpness": 1e-2}
+"""Adam's rates per group (the sharpness's: of its logarithm)."""
 
 
 class VolumeModel(nn.Module):
@@ -71,9 +77,9 @@ class VolumeModel(nn.Module):
     def __init__(self, model: ReconstructionModel, config: VolumeConfig, seed: int = 0):
         super().__init__()
         self.sdf = model.sdf
-        box = (model.config.sdf.bbox_min, model.config.sdf.bbox_max)
-        self.colour = RadianceField(model.config.material, *box, config.view_degree, seed + 7)
-        self.log_sharpness = nn.Parameter(torch.tensor(math.log(config.initial_sharpness)))
+        box = (model.sdf.config.bbox_min, model.sdf.config.bbox_max)
+        self.colour = RadianceField(model.material.config, *box, config.view_degree, seed + 7)
+        self.log_sharpness = nn.Parameter(torch.tensor(math.log(INITIAL_SHARPNESS)))
 
     def forward(self, rays: Rays, eikonal_at: torch.Tensor | None = None):
         """Colour [R, 3] (linear, over the rays' background) and coverage [R, 1] of ``rays``, and the
@@ -163,10 +169,10 @@ class VolumeWarmup(TrainingLoop):
     ):  # fmt: skip
         self.volume = VolumeModel(model, config, settings.seed)
         rates = {
-            "sdf_encoding": (self.volume.sdf.encoding.parameters(), config.sdf_encoding_lr),
-            "sdf_mlp": (self.volume.sdf.layers.parameters(), config.sdf_mlp_lr),
-            "colour": (self.volume.colour.parameters(), config.colour_lr),
-            "sharpness": ([self.volume.log_sharpness], config.sharpness_lr),
+            "sdf_encoding": (self.volume.sdf.encoding.parameters(), LEARNING_RATES["sdf_encoding"]),
+            "sdf_mlp": (self.volume.sdf.layers.parameters(), LEARNING_RATES["sdf_mlp"]),
+            "colour": (self.volume.colour.parameters(), LEARNING_RATES["colour"]),
+            "sharpness": ([self.volume.log_sharpness], LEARNING_RATES["sharpness"]),
         }
         groups = [{"params": p, "lr": lr, "name": f"volume_{name}"} for name, (p, lr) in rates.items()]
         optimizer = adam(groups, eps=settings.optimizer.eps)
@@ -185,14 +191,14 @@ class VolumeWarmup(TrainingLoop):
         rays = view_rays(batch, config.rays_per_view, config.samples, self.step)
         sdf = self.volume.sdf
         generator = torch.Generator().manual_seed(self.step)  # the same points on every rank
-        points = eikonal_points(config.eikonal_points, sdf.lower, sdf.upper, None, 0.0, generator)
+        points = eikonal_points(EIKONAL_POINTS, sdf.lower, sdf.upper, None, 0.0, generator)
         rendered, coverage, eikonal = self.network(rays, points.to(rays.origins.device))
         terms = {
             "image": image_loss(rendered, rays.colours, self.image_loss),
             "mask": (coverage - rays.masks).abs().mean(),
             "eikonal": eikonal,
         }
-        loss = terms["image"] + config.mask_weight * terms["mask"] + config.eikonal_weight * terms["eikonal"]
+        loss = terms["image"] + MASK_WEIGHT * terms["mask"] + EIKONAL_WEIGHT * terms["eikonal"]
         logged = {name: float(value.detach()) for name, value in terms.items()}
         logged["psnr"] = float(psnr(rendered.detach().clamp(0, 1), rays.colours.clamp(0, 1)))
         logged["sharpness"] = float(self.volume.log_sharpness.detach().exp())

@@ -11,8 +11,10 @@ from functools import lru_cache
 
 import torch
 
+from data.errors import UserError
 
-class BackendUnavailableError(ValueError):
+
+class BackendUnavailableError(UserError):
     """The requested backend cannot run here (missing package or wrong device)."""
 
 

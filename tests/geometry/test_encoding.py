@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from data.errors import ConfigError
 from geometry import hashgrid_cpu
 from geometry.encoding import (
     EncodingBackendError,
@@ -179,7 +180,7 @@ def test_backend_switch_and_errors():
     if not tcnn_available():
         with pytest.raises(EncodingBackendError, match="tinycudann"):
             HashGridEncoding(HashGridConfig(backend="tcnn"))(x)
-    with pytest.raises(ValueError, match="backend"):
+    with pytest.raises(ConfigError, match="^backend='cuda': expected one of"):
         HashGridEncoding(HashGridConfig(backend="cuda"))
     with pytest.raises(ValueError, match="x:"):
         encoding(torch.rand(5, 2))

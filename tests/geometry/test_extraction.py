@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from data.errors import ConfigError
 from geometry.extraction import GridConfig, crossing_edges, extract_mesh, sample_sdf_grid
 from tests.geometry.analytic import box, sphere, torus
 
@@ -63,9 +64,9 @@ def test_empty_and_full_fields():
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(ConfigError, match=r"^resolution=96: expected coarse_resolution \(32\) times a power"):
         sample_sdf_grid(sphere, LOWER, UPPER, GridConfig(96, coarse_resolution=32))
-    with pytest.raises(ValueError, match="resolution"):
+    with pytest.raises(ConfigError, match="^resolution=1: expected an integer >= 2"):
         GridConfig(1).validate()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from data.errors import ConfigError
 from geometry.encoding import HashGridConfig
 from geometry.regularizers import eikonal_loss
 from geometry.sdf import SDFNetwork, SDFNetworkConfig
@@ -48,11 +49,16 @@ def test_double_precision_and_encoding_gradient():
 
 
 @pytest.mark.parametrize(
-    "changes",
-    [{"bbox_min": (0.0, 0.0, 0.0), "bbox_max": (1.0, 0.0, 1.0)}, {"init_radius": 0.0}, {"hidden_dim": 0}],
+    ("changes", "key"),
+    [
+        ({"bbox_min": (0.0, 0.0, 0.0), "bbox_max": (1.0, 0.0, 1.0)}, "bbox_max"),
+        ({"init_radius": 0.0}, "init_radius"),
+        ({"hidden_dim": 0}, "hidden_dim"),
+        ({"encoding": HashGridConfig(n_levels=0)}, "encoding.n_levels"),
+    ],
 )
-def test_config_errors(changes):
-    with pytest.raises(ValueError, match="sdf:"):
+def test_config_errors_name_the_key(changes, key):
+    with pytest.raises(ConfigError, match=rf"^{key}=.*: expected"):
         SDFNetwork(SDFNetworkConfig(**changes))
 
 

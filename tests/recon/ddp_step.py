@@ -18,13 +18,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from data.dataset import MultiViewDataset, load_scene  # noqa: E402
-from geometry.extraction import GridConfig  # noqa: E402
 from recon.distributed import DistributedContext  # noqa: E402
-from recon.train.model import ModelConfig, ReconstructionModel  # noqa: E402
+from recon.train.model import GridSettings, LightSettings, ModelConfig, ReconstructionModel  # noqa: E402
 from recon.train.stage2 import Stage2Config, Stage2Model, train_stage2  # noqa: E402
 from recon.train.trainer import TrainConfig, Trainer  # noqa: E402
 from recon.train.volume import VolumeConfig, VolumeWarmup  # noqa: E402
-from render.light import EnvironmentLightConfig  # noqa: E402
 
 BATCH = 4
 
@@ -40,7 +38,7 @@ def one_step(scene: Path, run_dir: Path, context: DistributedContext) -> dict:
     seeded batch of 4 views."""
     torch.manual_seed(0)
     dataset = MultiViewDataset(load_scene(scene), "train", background="random")
-    config = ModelConfig(grid=GridConfig(resolution=32), light=EnvironmentLightConfig(resolution=16))
+    config = ModelConfig(grid=GridSettings(32), light=LightSettings(16))
     model = ReconstructionModel(config, seed=0)
     trainer = Trainer(
         model, dataset, TrainConfig(steps=1, batch_size=BATCH, progress=False), run_dir, context

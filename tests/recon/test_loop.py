@@ -16,7 +16,7 @@ from recon.errors import Interrupted
 from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.train.checkpoint import CheckpointError, save_checkpoint
 from recon.train.loop import newest_state, stop_signals
-from recon.train.model import ModelConfig, ReconstructionModel
+from recon.train.model import LightSettings, ModelConfig, ReconstructionModel
 from recon.train.stage2 import Stage2Config, Stage2Model, Stage2Trainer
 from recon.train.trainer import TrainConfig, Trainer
 from render.light import EnvironmentLightConfig
@@ -38,7 +38,7 @@ def dataset(tmp_path_factory):
 def textured(dataset):
     """A stage-2 model made from a briefly trained stage-1 model (xatlas and baking once per module)."""
     torch.manual_seed(0)
-    model = ReconstructionModel(ModelConfig(light=LIGHT))
+    model = ReconstructionModel(ModelConfig(light=LightSettings(LIGHT.resolution)))
     Trainer(model, dataset, settings(steps=3), "/nonexistent").train_step()
     return Stage2Model.from_stage1(model, texture_resolution=32, min_component_fraction=0.05)
 
@@ -221,8 +221,22 @@ def test_a_checkpoint_of_another_model_is_named_in_one_line(textured, dataset, t
     state = torch.load(path, weights_only=False)
     state["model"]["material.base_color"] = torch.zeros(1, 8, 8, 3)
     save_checkpoint(path, state)
-    with pytest.raises(CheckpointError, match="stage2: a checkpoint of another model"):
+    with pytest.raises(CheckpointError, match=r"another model .*material.base_color is \[1, 8, 8, 3\]"):
         stage2(textured, dataset, tmp_path, steps=4).restore()
+
+
+def test_a_bug_while_restoring_keeps_its_traceback(textured, dataset, tmp_path, monkeypatch):
+    """Only a checkpoint that does not fit is the user's problem; an error inside loading a fitting one
+    is a bug, and is not renamed "a checkpoint of another model"."""
+    stage2(textured, dataset, tmp_path, steps=2).fit()
+    loop = stage2(textured, dataset, tmp_path, steps=4)
+
+    def broken(state):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(loop, "load_state", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        loop.restore()
 
 
 def test_both_stages_adapt_the_thread_count(textured, dataset, tmp_path):
@@ -231,7 +245,12 @@ def test_both_stages_adapt_the_thread_count(textured, dataset, tmp_path):
     policy = ThreadPolicy(fixed=None, ceiling=2, cores=2, load=load, threads=2)
     with cpu_threads.installed(policy):
         torch.manual_seed(0)
-        Trainer(ReconstructionModel(ModelConfig(light=LIGHT)), dataset, settings(), tmp_path).train_step()
+        Trainer(
+            ReconstructionModel(ModelConfig(light=LightSettings(LIGHT.resolution))),
+            dataset,
+            settings(),
+            tmp_path,
+        ).train_step()
         assert load.looks == 1 and policy.threads == 1 and torch.get_num_threads() == 1
         stage2(textured, dataset, tmp_path / "stage2", 2).train_step()  # its occlusion passes look too
         assert load.looks >= 2

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from recon.evaluation.metrics import psnr
-from recon.train.losses import Schedule, image_loss, mask_loss, tonemap
+from recon.train.losses import image_loss, mask_loss, tonemap
+from recon.train.model import SDF_SIGN_DECAY_STEPS, LossConfig
 
 
 def test_tonemap():
@@ -36,13 +37,11 @@ def test_psnr():
     assert float(psnr(target, target)) == pytest.approx(120.0)  # capped, finite
 
 
-def test_schedule():
-    constant = Schedule(0.5)
-    assert constant(0) == constant(10_000) == 0.5
-    warm = Schedule(1.0, start=0.0, warmup_steps=100, end=0.1, decay_start=500, decay_end=1000)
-    assert warm(0) == 0.0 and warm(50) == pytest.approx(0.5) and warm(100) == 1.0 and warm(500) == 1.0
-    assert (
-        warm(750) == pytest.approx(0.55)
-        and warm(1000) == pytest.approx(0.1)
-        and warm(5000) == pytest.approx(0.1)
-    )
+def test_loss_weights_are_numbers_and_the_sdf_sign_weight_falls_to_a_tenth():
+    losses = LossConfig(eikonal_weight=0.5)
+    assert losses.weight("eikonal", 0) == losses.weight("eikonal", 10_000) == 0.5
+    sign = [
+        losses.weight("sdf_sign", step) for step in (0, 500, SDF_SIGN_DECAY_STEPS, 5 * SDF_SIGN_DECAY_STEPS)
+    ]
+    assert sign == pytest.approx([0.01, 0.0055, 0.001, 0.001])
+    assert LossConfig(sdf_sign_weight=0.02).weight("sdf_sign", SDF_SIGN_DECAY_STEPS) == pytest.approx(0.002)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from data.errors import ConfigError
 from recon.scenes.procedural import procedural_material
 from recon.train.material import MaterialConfig, MaterialMLP
 
@@ -79,7 +80,7 @@ def test_fits_a_procedural_material(report):
     "changes", [{"roughness_range": (0.5, 0.2)}, {"metallic_range": (0.0, 1.5)}, {"hidden_dim": 0}]
 )
 def test_config_errors(changes):
-    with pytest.raises(ValueError, match="material:"):
+    with pytest.raises(ConfigError, match=rf"^{next(iter(changes))}=.*: expected"):
         MaterialMLP(MaterialConfig(**changes))
 
 

@@ -68,7 +68,7 @@ def test_the_same_preset_again_changes_nothing(hydra_compose, run_dir):
             "model.grid.resolution=64 (the run's: 32), train.seed=2",
         ),
         (("+experiment=spot_mitsuba",), "dataset.format='nerf_synthetic' (the run's: 'auto')"),
-        (("train.losses.eikonal_weight.weight=0.5",), "train.losses.eikonal_weight.weight=0.5"),
+        (("train.losses.eikonal_weight=0.5",), "train.losses.eikonal_weight=0.5"),
     ],
 )
 def test_what_would_change_the_training_is_refused(hydra_compose, run_dir, overrides, named):

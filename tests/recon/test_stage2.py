@@ -91,7 +91,7 @@ def test_stage2_keeps_the_stage1_value_ranges():
     model = Stage2Model.from_stage1(
         ReconstructionModel(config), texture_resolution=32, min_component_fraction=0.05
     )
-    rebuilt = Stage2Model.from_state(model.state_dict(), config.light, config.material)
+    rebuilt = Stage2Model.from_state(model.state_dict(), config.light.build(), config.material.build())
     for material in (model.material, rebuilt.material):
         with torch.no_grad():
             material.roughness_metallic[..., 0] = 0.05  # as an optimizer step could make them

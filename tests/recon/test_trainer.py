@@ -8,11 +8,10 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from data.dataset import MultiViewDataset
-from geometry.extraction import GridConfig
-from recon.config import Config, validate
-from recon.errors import ConfigError
+from data.errors import ConfigError
+from recon.config import Config
 from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
-from recon.train.model import ModelConfig, ReconstructionModel
+from recon.train.model import GridSettings, ModelConfig, ReconstructionModel
 from recon.train.trainer import TrainConfig, Trainer, TrainingError
 
 
@@ -113,7 +112,7 @@ def test_fine_grid_from_its_start_step_and_after_a_resume(dataset, tmp_path):
             steps=4, batch_size=2, image_every=0, checkpoint_every=0, progress=False, resume=resume,
             fine_grid_resolution=64, fine_grid_start=2,
         )  # fmt: skip
-        model = ReconstructionModel(ModelConfig(grid=GridConfig(resolution=32)))
+        model = ReconstructionModel(ModelConfig(grid=GridSettings(32)))
         return Recording(model, dataset, config, tmp_path)
 
     torch.manual_seed(0)
@@ -152,13 +151,15 @@ def test_crop_trains_on_windows_of_the_views(dataset, tmp_path):
 def test_a_fine_grid_the_narrow_band_cannot_reach_is_a_config_error():
     config = OmegaConf.to_object(OmegaConf.structured(Config))
     config.train.fine_grid_resolution = 256
-    validate(config)  # 256 / model.grid.coarse_resolution 16 = 2^4
+    config.validate()  # 256 / model.grid.coarse_resolution 16 = 2^4
     config.train.fine_grid_resolution = 96
-    with pytest.raises(ConfigError, match=r"^train.fine_grid_resolution: resolution / coarse_resolution"):
-        validate(config)
+    with pytest.raises(
+        ConfigError, match=r"^train.fine_grid_resolution=96: expected 16 times a power of two"
+    ):
+        config.validate()
     config.train.fine_grid_resolution = -1
     with pytest.raises(ConfigError, match=r"^train.fine_grid_resolution=-1: expected an integer >= 0"):
-        validate(config)
+        config.validate()
 
 
 def test_threads_is_auto_or_a_count():
@@ -166,9 +167,9 @@ def test_threads_is_auto_or_a_count():
     assert config.train.threads == "auto"
     for good in ("auto", "1", "12"):
         config.train.threads = good
-        validate(config)
+        config.validate()
     for bad in ("0", "two", "-2"):
         config.train.threads = bad
         expected = rf"^train.threads='{bad}': expected auto or a thread count >= 1"
         with pytest.raises(ConfigError, match=expected):
-            validate(config)
+            config.validate()

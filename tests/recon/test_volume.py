@@ -11,7 +11,7 @@ from geometry.distance import mesh_chamfer_distance
 from geometry.obj import read_obj
 from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.train.material import MaterialConfig
-from recon.train.model import ModelConfig, ReconstructionModel
+from recon.train.model import LightSettings, ModelConfig, ReconstructionModel
 from recon.train.trainer import TrainConfig
 from recon.train.volume import RadianceField, VolumeConfig, VolumeWarmup, volume_checkpoint_dir
 from render.light import EnvironmentLightConfig
@@ -34,7 +34,7 @@ def settings() -> TrainConfig:
 
 
 def model() -> ReconstructionModel:
-    return ReconstructionModel(ModelConfig(light=LIGHT), seed=0)
+    return ReconstructionModel(ModelConfig(light=LightSettings(LIGHT.resolution)), seed=0)
 
 
 def test_the_warm_up_fits_the_object(scene, tmp_path, one_thread):

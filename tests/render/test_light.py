@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from data.errors import ConfigError
 from render import sh
 from render.dfg import dfg_lookup
 from render.envmap import cube_directions, cube_solid_angles
@@ -111,7 +112,7 @@ def test_silhouette_normals_are_bent_towards_the_viewer():
 
 
 def test_light_config_rejects_an_unknown_diffuse_model():
-    with pytest.raises(ValueError, match="diffuse"):
+    with pytest.raises(ConfigError, match="^diffuse='oren-nayar': expected one of"):
         EnvironmentLight(EnvironmentLightConfig(resolution=4, diffuse="oren-nayar"))
 
 
@@ -220,7 +221,7 @@ def test_white_balance_regularizer_and_clamp():
 
 
 def test_bad_configuration_is_a_clear_error():
-    with pytest.raises(ValueError, match="resolution must be a power of two"):
+    with pytest.raises(ConfigError, match="^resolution=12: expected a power of two"):
         EnvironmentLight(EnvironmentLightConfig(resolution=12))
     with pytest.raises(ValueError, match="base: expected shape"):
         EnvironmentLight(EnvironmentLightConfig(resolution=4), torch.zeros(6, 8, 8, 3))

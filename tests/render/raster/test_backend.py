@@ -6,6 +6,7 @@ import torch
 
 import render.raster as R
 from render.raster import backend
+from render.raster.nvdiffrast_backend import BackendUnavailableError
 
 
 def test_auto_uses_torch_for_cpu_tensors():
@@ -26,12 +27,12 @@ def test_use_backend_scopes_the_default():
 def test_missing_nvdiffrast_gives_a_clear_error():
     pos = torch.tensor([[[-0.5, -0.5, 0, 1], [0.5, -0.5, 0, 1], [0, 0.5, 0, 1]]])
     tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
-    with pytest.raises(ValueError, match="nvdiffrast"):
+    with pytest.raises(BackendUnavailableError, match="nvdiffrast"):
         R.rasterize(pos, tri, (4, 4), backend="nvdiffrast")
 
 
 def test_nvdiffrast_backend_rejects_cpu_tensors():
-    with pytest.raises(ValueError, match="nvdiffrast"):
+    with pytest.raises(BackendUnavailableError, match="nvdiffrast"):
         backend.resolve("nvdiffrast", torch.device("cpu"))
 
 
