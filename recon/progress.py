@@ -16,7 +16,7 @@ from pathlib import Path
 
 from data.files import write_text_atomic
 from recon.config import Config, leaf_values
-from recon.run_dir import PROGRESS_FILE
+from recon.run_dir import PROGRESS_FILE, RunDir
 
 PHASES = ("stage1", "textured", "stage1_mesh", "stage2", "mesh", "metrics")
 """In order: stage 1 trained; the stage-2 model made from it (``checkpoints/textured.pt``); the stage-1
@@ -45,14 +45,16 @@ LATER_KEYS = (("export.", "textured"), ("stage2.normal_map", "textured"), ("stag
 """Settings of the phases after stage 1 (the first prefix that matches); every other key (dataset, model,
 training) is stage 1's."""
 
+_LAYOUT = RunDir(Path())  # the layout's names, relative to a run folder
 OUTPUTS = {
     "stage1": (),  # its checkpoints are continued, never discarded
-    "textured": ("checkpoints/textured.pt", "checkpoints/stage2"),
-    "stage1_mesh": ("stage1_mesh", "ground"),
+    "textured": (str(_LAYOUT.textured), str(_LAYOUT.stage2_checkpoints)),
+    "stage1_mesh": (str(_LAYOUT.stage1_mesh), str(_LAYOUT.ground)),
     "stage2": (),  # its checkpoints are continued (they belong to the textured model, discarded with it)
-    "mesh": ("mesh",),
-    "metrics": ("metrics.json", "eval", "eval_relight", "eval_albedo", "eval_mitsuba", "relight_sky.hdr"),
-}
+    "mesh": (str(_LAYOUT.mesh),),
+    "metrics": tuple(str(path) for path in (_LAYOUT.metrics_file, _LAYOUT.eval, _LAYOUT.eval_relight,
+                                            _LAYOUT.eval_albedo, _LAYOUT.eval_mitsuba, _LAYOUT.relight_sky)),
+}  # fmt: skip
 """What each phase writes into the run folder (besides checkpoints it continues from)."""
 
 

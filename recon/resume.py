@@ -20,9 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from recon.config import Config, leaf_values, to_config
 from recon.errors import RunFolderError
 from recon.progress import BOOKKEEPING_KEYS, MACHINE_KEYS, phase_of, recorded_phases
+from recon.run_dir import RunDir
 from recon.run_folder import check_resumable, load_config
 from recon.train.checkpoint import checkpoints_newest_first
-from recon.train.stage2 import stage2_checkpoint_dir, textured_checkpoint
 
 STEP_KEYS = ("train.steps", "stage2.steps")
 """May grow on a resume (the stage continues; the phases after it are redone), never shrink."""
@@ -44,9 +44,9 @@ def _started(phase: str, run_dir: Path, finished: dict[str, str]) -> bool:
     if phase in finished:
         return True
     if phase == "textured":
-        return textured_checkpoint(run_dir).is_file()
+        return RunDir(run_dir).textured.is_file()
     if phase == "stage2":
-        return bool(checkpoints_newest_first(stage2_checkpoint_dir(run_dir)))
+        return bool(checkpoints_newest_first(RunDir(run_dir).stage2_checkpoints))
     return phase == "stage1"
 
 

@@ -32,7 +32,7 @@ from recon.scenes.scene import build_scene, dataset_root
 from recon.train.checkpoint import load_checkpoint, save_checkpoint
 from recon.train.loop import stop_signals
 from recon.train.model import ReconstructionModel
-from recon.train.stage2 import Stage2Model, Stage2Trainer, stage2_checkpoint_dir, textured_checkpoint
+from recon.train.stage2 import Stage2Model, Stage2Trainer
 from recon.train.trainer import Trainer
 from recon.train.volume import VolumeWarmup
 from render.raster import set_backend
@@ -83,7 +83,7 @@ def start_run(
     elif main:
         if config.train.overwrite:
             run_folder.clear(run_dir)
-        shutil.rmtree(run_dir / "synthetic", ignore_errors=True)  # of a start that failed: rendered anew
+        shutil.rmtree(RunDir(run_dir).synthetic, ignore_errors=True)  # of a start that failed: rendered anew
         run_folder.write_config(run_dir, config)
     if main and log is not None:
         log.attach(RunDir(run_dir).log_file)
@@ -168,7 +168,7 @@ def run_phases(
     textured = textured_model(config, run_dir, trainer, progress, context)
     textured.region = dataset.region  # also when read back from checkpoints/textured.pt
     if context.is_main and not progress.finished("stage1_mesh"):
-        export_model(textured, dataset, run_dir / "stage1_mesh", config.stage2.occlusion_directions)
+        export_model(textured, dataset, RunDir(run_dir).stage1_mesh, config.stage2.occlusion_directions)
         progress.mark("stage1_mesh")
     stage2 = Stage2Trainer(
         textured, dataset, config.stage2, config.train, run_dir, context, step_offset=config.train.steps
@@ -181,11 +181,11 @@ def run_phases(
     if not context.is_main:
         return {}
     if not progress.finished("mesh"):
-        export_model(stage2.model, dataset, run_dir / "mesh", config.stage2.occlusion_directions)
+        export_model(stage2.model, dataset, RunDir(run_dir).mesh, config.stage2.occlusion_directions)
         progress.mark("mesh")
     if config.evaluate and held_out_split(dataset.scene.splits) is not None:
-        if progress.finished("metrics") and (run_dir / "metrics.json").is_file():
-            metrics = json.loads((run_dir / "metrics.json").read_text())
+        if progress.finished("metrics") and RunDir(run_dir).metrics_file.is_file():
+            metrics = json.loads(RunDir(run_dir).metrics_file.read_text())
         else:
             metrics = evaluate(run_dir)
             log_evaluation(run_dir, metrics, config.train.steps + config.stage2.steps)
@@ -199,13 +199,13 @@ def textured_model(
 ) -> Stage2Model:
     """The stage-2 model as made from the trained stage-1 model (xatlas and baking, on rank 0), saved as
     ``checkpoints/textured.pt``; read back from there when the run made it before."""
-    path = textured_checkpoint(run_dir)
+    path = RunDir(run_dir).textured
     if progress.finished("textured") and path.is_file():
         state = load_checkpoint(path, ("model",))["model"]
         return Stage2Model.from_state(state, config.model.light.build(), config.model.material.build())
     textured = None
     if context.is_main:
-        shutil.rmtree(stage2_checkpoint_dir(run_dir), ignore_errors=True)  # of an earlier stage-2 model
+        shutil.rmtree(RunDir(run_dir).stage2_checkpoints, ignore_errors=True)  # of an earlier stage-2 model
         textured = Stage2Model.from_stage1(
             trainer.model,
             config.export.texture_resolution,

@@ -11,7 +11,7 @@
     <run>/scene_transform.json the normalization of the dataset's world and its up axis
     <run>/ground/              the ground plane of a photo capture, beside the asset
     <run>/synthetic/           the built-in scene, rendered once
-    <run>/metrics.json eval*/  the evaluation
+    <run>/metrics.json eval*/  the evaluation (relight_sky.hdr: the light of its Mitsuba renders)
 
 Every package reads the layout from here; the evaluation of an exported asset needs nothing of training
 to find it (:meth:`RunDir.settings` gives the configuration as plain values, as its resumes left it).
@@ -67,6 +67,7 @@ class RunDir:
     eval_albedo = property(lambda self: self.root / "eval_albedo")
     eval_mitsuba = property(lambda self: self.root / "eval_mitsuba")
     eval_blender = property(lambda self: self.root / "eval_blender")
+    relight_sky = property(lambda self: self.root / "relight_sky.hdr")
 
     def asset(self) -> Path:
         """The final exported asset's folder (``mesh/``, else ``stage1_mesh/``)."""

@@ -1,11 +1,6 @@
-"""The run folder (``hydra.run.dir``) as the record of one run: its layout, what it records, and the rules
-that keep it one run's record.
-
-    <run>/config.yaml     the configuration the run started with; never rewritten (a resume adds to run.json)
-    <run>/run.json        the command line, the dataset's fingerprint, every resume (command, changed keys)
-    <run>/progress.json   the finished phases (recon.progress)
-    <run>/train.log       every line the run printed, each with its time
-    <run>/checkpoints/ stage1_mesh/ mesh/ metrics.json eval*/ tb/ scene_transform.json ground/ synthetic/
+"""The run folder (``hydra.run.dir``, its layout: recon.run_dir) as the record of one run: what it records
+(config.yaml, never rewritten; run.json, with every resume; train.log), the lock of the process that runs
+there, and the rules that keep it one run's record.
 
 A new run refuses a folder that holds an earlier run's results (``train.overwrite=true`` replaces the
 folder's content as a whole); a resume needs a run there, and is given its own configuration and data
@@ -35,8 +30,11 @@ from recon.config import Config
 from recon.errors import RunFolderError
 from recon.run_dir import CONFIG_FILE, LOCK_FILE, RECORD_FILE, RunDir
 
-RESULTS = ("config.yaml", "run.json", "progress.json", "metrics.json", "checkpoints", "stage1_mesh", "mesh",
-           "eval", "tb")  # fmt: skip
+_LAYOUT = RunDir(Path())  # the layout's names, relative to a run folder
+RESULTS = tuple(str(path) for path in (
+    _LAYOUT.config_file, _LAYOUT.record_file, _LAYOUT.progress_file, _LAYOUT.metrics_file,
+    _LAYOUT.checkpoints, _LAYOUT.stage1_mesh, _LAYOUT.mesh, _LAYOUT.eval, _LAYOUT.tb,
+))  # fmt: skip
 """What makes a folder an earlier run's (a folder only when it is not empty). A new run's leftovers from a
 start that failed before its record was written (train.log, synthetic/) do not count."""
 

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recon.run_dir import RunDir  # noqa: E402
 from scripts.bench_common import busy_neighbour, write_json  # noqa: E402
 
 PHASE_TAGS = {
@@ -38,7 +39,7 @@ def step_medians(run_dir: Path) -> dict[str, float]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     values: dict[str, list[float]] = {}
-    for events in (run_dir / "tb").glob("events.*"):
+    for events in RunDir(run_dir).tb.glob("events.*"):
         accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
         accumulator.Reload()
         for phase, tag in PHASE_TAGS.items():

@@ -35,7 +35,7 @@ def evaluate(run_dir: Path, n_views: int, downscale: float, samples: int) -> Non
     split = "test" if scene.splits.get("test") else "val"
     dataset = asset_dataset(scene, split, downscale or settings.dataset.downscale_for(scene))
     views = range(min(n_views, len(dataset)))
-    images = run_dir / "eval_blender"
+    images = RunDir(run_dir).eval_blender
     results = {"asset": folder.name, "split": split, "views": len(views), "samples": samples,
                "resolution": [dataset.cameras.width, dataset.cameras.height], "up": list(up),
                "up_source": up_source}  # fmt: skip

@@ -234,7 +234,7 @@ def evaluate_materials(
         truth = export_reference(reference, layout.eval_mitsuba / "truth")
         environment = relight_environment or (relight / "env.hdr" if relight is not None else None)
         if environment is None:
-            environment = layout.root / "relight_sky.hdr"
+            environment = layout.relight_sky
             write_hdr(environment, relight_sky(latlong_directions(128)))
         views = list(range(min(mitsuba_views, len(dataset))))
         cameras = dataset.batch(views).cameras

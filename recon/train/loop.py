@@ -33,6 +33,7 @@ from data.images import linear_to_srgb
 from geometry import cpu_threads
 from recon.distributed import DistributedContext
 from recon.errors import Interrupted, TrainingError
+from recon.run_dir import RunDir
 from recon.train.checkpoint import CheckpointError, checkpoints_newest_first, load_checkpoint, save_checkpoint
 from render.renderer import RenderOutput
 
@@ -304,7 +305,7 @@ class TrainingLoop:
         if self.settings.resume if resume is None else resume:
             self.restore()
         main = self.context.is_main
-        self.writer = SummaryWriter(str(self.run_dir / "tb")) if main else None
+        self.writer = SummaryWriter(str(RunDir(self.run_dir).tb)) if main else None
         show = self.settings.progress and main
         bar = tqdm(total=self.steps, initial=self.step, disable=not show, unit="step", desc=self.name)
         self._saved_at = time.monotonic()

@@ -19,6 +19,7 @@ from recon.asset.bake import Textures, bake_textures
 from recon.asset.texture_material import TextureMaterial
 from recon.distributed import DistributedContext
 from recon.evaluation.metrics import psnr
+from recon.run_dir import RunDir
 from recon.train.loop import TrainingLoop, adam, exponential_decay
 from recon.train.losses import IMAGE_LOSSES, image_loss, mask_loss
 from recon.train.material import MaterialConfig
@@ -208,7 +209,7 @@ class Stage2Trainer(TrainingLoop):
         optimizer = adam(groups, eps=settings.optimizer.eps)  # the run's Adam epsilon, as in stage 1
         scheduler = exponential_decay(optimizer, config.final_lr_fraction, config.steps)
         super().__init__(
-            model, dataset, config, settings, optimizer, Path(run_dir), stage2_checkpoint_dir(run_dir),
+            model, dataset, config, settings, optimizer, Path(run_dir), RunDir(run_dir).stage2_checkpoints,
             context, scheduler, step_offset=step_offset,
         )  # fmt: skip
         self.model = model
@@ -249,15 +250,6 @@ class Stage2Trainer(TrainingLoop):
 
     def preview(self, batch: Batch) -> RenderOutput:
         return self.model.render(batch)
-
-
-def stage2_checkpoint_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints" / "stage2"
-
-
-def textured_checkpoint(run_dir: Path) -> Path:
-    """``checkpoints/textured.pt``: the stage-2 model as made from stage 1 (mesh, UVs, baked textures)."""
-    return Path(run_dir) / "checkpoints" / "textured.pt"
 
 
 def train_stage2(

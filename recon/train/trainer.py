@@ -23,6 +23,7 @@ from geometry.cpu_threads import parse_setting
 from geometry.extraction import GridConfig
 from recon.distributed import DistributedContext
 from recon.errors import TrainingError
+from recon.run_dir import RunDir
 from recon.train.loop import TrainingLoop, adam, exponential_decay
 from recon.train.model import LossConfig, ReconstructionModel
 from recon.train.volume import VolumeConfig
@@ -179,7 +180,7 @@ class Trainer(TrainingLoop):
         optimizer = make_optimizer(model, config.optimizer)
         scheduler = exponential_decay(optimizer, config.optimizer.final_lr_fraction, config.steps)
         super().__init__(
-            model, dataset, config, config, optimizer, Path(run_dir), Path(run_dir) / "checkpoints", context,
+            model, dataset, config, config, optimizer, Path(run_dir), RunDir(run_dir).checkpoints, context,
             scheduler,
         )  # fmt: skip
         self.model = model

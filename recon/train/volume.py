@@ -30,6 +30,7 @@ from data.settings import Settings, require
 from geometry.regularizers import eikonal_loss, eikonal_points
 from recon.distributed import DistributedContext, view_generator
 from recon.evaluation.metrics import psnr
+from recon.run_dir import RunDir
 from recon.train.loop import TrainingLoop, adam
 from recon.train.losses import image_loss
 from recon.train.material import HashGridMLP, MaterialConfig
@@ -177,8 +178,8 @@ class VolumeWarmup(TrainingLoop):
         groups = [{"params": p, "lr": lr, "name": f"volume_{name}"} for name, (p, lr) in rates.items()]
         optimizer = adam(groups, eps=settings.optimizer.eps)
         super().__init__(
-            self.volume, dataset, config, settings, optimizer, Path(run_dir), volume_checkpoint_dir(run_dir),
-            context,
+            self.volume, dataset, config, settings, optimizer, Path(run_dir),
+            RunDir(run_dir).volume_checkpoints, context,
         )  # fmt: skip
         self.image_loss = settings.losses.image
 
@@ -221,7 +222,3 @@ class VolumeWarmup(TrainingLoop):
             reference = rays.colours.reshape(rows, cols, 3)
             side = linear_to_srgb(torch.cat((colour.reshape(rows, cols, 3), reference), 1))
             self.writer.add_image("volume/rendered_vs_reference", side, self.step, dataformats="HWC")
-
-
-def volume_checkpoint_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints" / "volume"

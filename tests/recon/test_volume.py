@@ -9,11 +9,12 @@ import torch
 from data.dataset import MultiViewDataset
 from geometry.distance import mesh_chamfer_distance
 from geometry.obj import read_obj
+from recon.run_dir import RunDir
 from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
 from recon.train.material import MaterialConfig
 from recon.train.model import LightSettings, ModelConfig, ReconstructionModel
 from recon.train.trainer import TrainConfig
-from recon.train.volume import RadianceField, VolumeConfig, VolumeWarmup, volume_checkpoint_dir
+from recon.train.volume import RadianceField, VolumeConfig, VolumeWarmup
 from render.light import EnvironmentLightConfig
 
 LIGHT = EnvironmentLightConfig(resolution=16)
@@ -66,7 +67,7 @@ def test_the_warm_up_resumes_exactly(scene, tmp_path, one_thread):
         resumed, dataset, VolumeConfig(**{**config.__dict__, "steps": 2}), settings(), tmp_path / "b"
     )
     first.fit()
-    assert (volume_checkpoint_dir(tmp_path / "b") / "step_2.pt").is_file()
+    assert (RunDir(tmp_path / "b").volume_checkpoints / "step_2.pt").is_file()
     resumed = model()  # a new process: the model from scratch, the warm-up from its checkpoint
     second = VolumeWarmup(resumed, dataset, config, settings(), tmp_path / "b")
     assert second.restore() and second.step == 2
