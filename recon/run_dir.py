@@ -12,6 +12,8 @@
     <run>/ground/              the ground plane of a photo capture, beside the asset
     <run>/synthetic/           the built-in scene, rendered once
     <run>/metrics.json eval*/  the evaluation (relight_sky.hdr: the light of its Mitsuba renders)
+    <run>/eval_blender/ blender_metrics.json   scripts/blender_eval.py's renders and scores
+    <run>/relight/<map>/       scripts/relight.py's turntables
 
 Every package reads the layout from here; the evaluation of an exported asset needs nothing of training
 to find it (:meth:`RunDir.settings` gives the configuration as plain values, as its resumes left it).
@@ -68,6 +70,8 @@ class RunDir:
     eval_mitsuba = property(lambda self: self.root / "eval_mitsuba")
     eval_blender = property(lambda self: self.root / "eval_blender")
     relight_sky = property(lambda self: self.root / "relight_sky.hdr")
+    blender_metrics_file = property(lambda self: self.root / "blender_metrics.json")
+    relight = property(lambda self: self.root / "relight")
 
     def asset(self) -> Path:
         """The final exported asset's folder (``mesh/``, else ``stage1_mesh/``)."""

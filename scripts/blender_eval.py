@@ -50,7 +50,7 @@ def evaluate(run_dir: Path, n_views: int, downscale: float, samples: int) -> Non
         scores = evaluate_in_blender(folder, dataset, views, up=up, samples=samples, **options)
         results[f"{name}_psnr"] = scores["psnr"]
         results[f"{name}_bounds"] = scores["bounds"]
-    write_text_atomic(run_dir / "blender_metrics.json", json.dumps(results, indent=2))
+    write_text_atomic(RunDir(run_dir).blender_metrics_file, json.dumps(results, indent=2))
     print(json.dumps({k: v for k, v in results.items() if not k.endswith("_bounds")}, indent=2))
 
 

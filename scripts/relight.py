@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--blender", action="store_true", help="render with Blender's Cycles instead")
     parser.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel (with --blender)")
     args = parser.parse_args()
-    out = args.out or args.run_dir / "relight" / args.env.stem
+    out = args.out or RunDir(args.run_dir).relight / args.env.stem
 
     def relight() -> None:
         _, folder = load_run(args.run_dir)
