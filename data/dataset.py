@@ -21,7 +21,7 @@ from data.colmap import is_colmap, load_colmap
 from data.distortion import undistort
 from data.errors import DatasetError, warn
 from data.ground import Plane, Region, fit_ground_plane, object_region, region_transform
-from data.images import read_mask, read_rgba, resize_rgba, srgb_to_linear, warn_no_masks
+from data.images import read_mask, read_rgba, read_rgba_reduced, resize_rgba, srgb_to_linear, warn_no_masks
 from data.llff import is_llff, load_llff
 from data.masks import make_masks
 from data.nerf_synthetic import is_nerf_synthetic, load_nerf_synthetic
@@ -173,8 +173,8 @@ class MultiViewDataset(torch.utils.data.Dataset):
                 f"{self.downscale:g} are {target.width}x{target.height}, below {MIN_SIDE} pixels a side "
                 "(lower dataset.downscale or raise dataset.max_side)"
             )
-        images = [self._decode(view, cameras) for view in views]
-        images = [resize_rgba(image, target.width, target.height) for image in images]
+        # one photo at a time at full size at most (JPEGs are decoded at a reduced size): bounded memory
+        images = [resize_rgba(self._decode(view, target), target.width, target.height) for view in views]
         self.rgba = torch.from_numpy(np.stack(images))  # [N, H, W, 4] uint8
         self.has_masks = self.scene.mask_paths is not None or bool((self.rgba[..., 3] < 255).any())
         if self.has_masks:
@@ -205,12 +205,18 @@ class MultiViewDataset(torch.utils.data.Dataset):
         self.cameras = self.transform.cameras(target)
         self.views = views
 
-    def _decode(self, view: int, cameras: Camera) -> np.ndarray:
+    def _decode(self, view: int, target: Camera) -> np.ndarray:
+        """View ``view``'s RGBA, decoded at ``target``'s size or larger (see read_rgba_reduced; masks are
+        read at full size, so with masks the image is too), its mask in alpha, undistorted."""
         path = self.scene.image_paths[view]
-        image = read_rgba(path)
-        if (image.shape[1], image.shape[0]) != (self.scene.cameras.width, self.scene.cameras.height):
+        if self.scene.mask_paths is None:
+            image, size = read_rgba_reduced(path, (target.width, target.height))
+        else:
+            image = read_rgba(path)
+            size = (image.shape[1], image.shape[0])
+        if size != (self.scene.cameras.width, self.scene.cameras.height):
             raise DatasetError(
-                f"{path}: image is {image.shape[1]}x{image.shape[0]}, expected "
+                f"{path}: image is {size[0]}x{size[1]}, expected "
                 f"{self.scene.cameras.width}x{self.scene.cameras.height} like the other views"
             )
         if self.scene.mask_paths is not None:
@@ -222,11 +228,10 @@ class MultiViewDataset(torch.utils.data.Dataset):
             image = image.copy()
             image[..., 3] = mask
         distortion = self.scene.distortion[view]
-        if distortion is not None:
-            c = self.scene.cameras
-            image = undistort(
-                image, distortion, *(float(getattr(c, k)[view]) for k in ("fx", "fy", "cx", "cy"))
-            )
+        if distortion is not None:  # at the decoded size: the intrinsics scaled to it
+            c, sx, sy = self.scene.cameras, image.shape[1] / size[0], image.shape[0] / size[1]
+            scales = {"fx": sx, "fy": sy, "cx": sx, "cy": sy}
+            image = undistort(image, distortion, *(float(getattr(c, k)[view]) * s for k, s in scales.items()))
         return image
 
     def _estimate_transform(self, cameras: Camera) -> SceneTransform:

@@ -9,6 +9,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
+from PIL import Image
 
 from data.errors import DatasetError
 from data.files import atomic_path
@@ -71,10 +72,35 @@ def read_rgba(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def read_rgba_reduced(
+    path: str | os.PathLike, at_least: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`read_rgba` of ``path`` decoded at a reduced size where the format allows (JPEG: the
+    decoder's 1/2, 1/4 or 1/8 scale, the smallest that stays at least ``at_least`` = (width, height)), so a
+    12 MP photo never occupies memory at full size; and the file's own (width, height)."""
+    path = Path(path)
+    if path.suffix.lower() not in JPEG_SUFFIXES:
+        image = read_rgba(path)
+        return image, (image.shape[1], image.shape[0])
+    try:
+        with Image.open(path) as file:
+            size = file.size
+            file.draft("RGB", at_least)
+            image = np.asarray(file.convert("RGB"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image not found") from None
+    except Exception as error:  # noqa: BLE001 - any decoder failure is a bad file
+        raise DatasetError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from None
+    alpha = np.full_like(image[..., :1], 255)
+    return np.ascontiguousarray(np.concatenate([image, alpha], axis=2)), size
+
+
 def exif_orientation(path: str | os.PathLike) -> int | None:
     """The EXIF Orientation tag of an image file (1-8; 6 and 8: the pixels are stored turned by 90 degrees,
     as phones store portrait shots), or None when the file has none or is not readable."""
-    from PIL import Image  # imageio's own decoder: always installed with it
 
     try:
         with Image.open(path) as image:

@@ -1,5 +1,14 @@
-"""Camera poses from a folder of photos: structure from motion with pycolmap (SIFT features, exhaustive
-matching, incremental mapping), written next to the images as a COLMAP model that later runs reuse.
+"""Camera poses from a folder of photos: structure from motion with pycolmap (SIFT features, matching of
+chosen pairs, incremental mapping), written next to the images as a COLMAP model that later runs reuse.
+
+Matching every pair costs n^2 / 2 pair matches; a walk-around needs far fewer. Up to
+:data:`EXHAUSTIVE_UP_TO` photos every pair is matched; beyond, each photo is matched with the next
+:data:`SEQUENTIAL_OVERLAP` in file order (a phone numbers its shots in the order taken; the last ones
+with the first: a closed walk-around) and with its :data:`RETRIEVAL_NEIGHBOURS` most similar photos by
+their visual words (a vocabulary clustered from this capture's own SIFT descriptors: nothing is
+downloaded), which finds the pairs of an unordered set. Features are capped at :data:`MAX_FEATURES` per
+photo. The database (``<root>/sfm/database.db``) is kept while the photos stay the same, so an
+interrupted SfM continues: COLMAP skips the photos and pairs it already holds.
 
     root = ensure_poses("photos/", mode="auto")   # photos/images/*.jpg (or photos/*.jpg) -> photos/sparse/0
 
@@ -37,6 +46,18 @@ PHOTOS_RECORD = "photos.json"
 """In ``<root>/sfm/``: the photos (name: bytes) SfM made the model from, to notice added or removed ones."""
 MIN_REGISTERED = 0.5
 """SfM fails when it registers fewer than this fraction of the images (or fewer than 3)."""
+DATABASE_RECORD = "database.json"
+"""In ``<root>/sfm/``: the photos (name: bytes) the database holds features of; other photos: a new one."""
+MAX_FEATURES = 2048
+"""SIFT features per photo (COLMAP keeps the coarsest scales); its default 8192 costs matching time, not
+registrations (docs/benchmarks.md, "SfM in minutes")."""
+EXHAUSTIVE_UP_TO = 30
+"""Every pair is matched up to this many photos (435 pairs); beyond, chosen pairs (module docstring)."""
+SEQUENTIAL_OVERLAP = 6
+RETRIEVAL_NEIGHBOURS = 10
+VOCABULARY_WORDS = 1024
+MATCH_BLOCK = 40
+"""Pairs per matching call: the progress line (done, ETA) is updated after each block."""
 
 
 def image_folder(root: Path) -> Path | None:
@@ -120,9 +141,13 @@ def run_sfm(root: str | os.PathLike, progress: bool = True, max_image_size: int 
     names = list_images(folder)
     _check_images(folder, names)
     work = root / "sfm"
+    photos = {name: (folder / name).stat().st_size for name in names}
     try:
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        if _recorded(work / DATABASE_RECORD) != photos:  # another set of photos: a new database
+            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work / "models", ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(work / DATABASE_RECORD, json.dumps({"photos": photos}, indent=1))
     except OSError as error:
         raise DatasetError(f"{root}: cannot write the SfM model there ({error.strerror})") from None
     database = work / "database.db"
@@ -131,6 +156,7 @@ def run_sfm(root: str | os.PathLike, progress: bool = True, max_image_size: int 
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.max_image_size = max_image_size
     extraction.sift.peak_threshold = 0.002  # a third of COLMAP's: renders and small photos are smooth
+    extraction.sift.max_num_features = MAX_FEATURES
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "SIMPLE_RADIAL"
     pycolmap.extract_features(
@@ -139,14 +165,9 @@ def run_sfm(root: str | os.PathLike, progress: bool = True, max_image_size: int 
     )  # fmt: skip
     bar.done(update, f"{len(names)} images")
     update = bar.stage("matching")
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.guided_matching = True  # more matches on weakly textured objects
-    verification = pycolmap.TwoViewGeometryOptions()
-    verification.ransac.random_seed = 0  # with the mapper's seed: the same photos give the same model
-    pycolmap.match_exhaustive(
-        database, matching_options=matching, verification_options=verification, device=pycolmap.Device.cpu
-    )
-    bar.done(update, f"{len(names) * (len(names) - 1) // 2} pairs")
+    pairs = choose_pairs(names, _descriptors(pycolmap, database, names))
+    _match(pycolmap, database, work, pairs, update)
+    bar.done(update, f"{len(pairs)} pairs")
     update = bar.stage("mapping")
     registered = [0]
 
@@ -186,9 +207,88 @@ def run_sfm(root: str | os.PathLike, progress: bool = True, max_image_size: int 
         )
     _align(best, pycolmap)
     _write_model(best, root / "sparse" / "0", work)
-    photos = {name: (folder / name).stat().st_size for name in names}
     write_text_atomic(work / PHOTOS_RECORD, json.dumps({"photos": photos}, indent=1))
     return root
+
+
+def _recorded(path: Path) -> dict | None:
+    """The photos (name: bytes) a record names; None when there is no readable one."""
+    try:
+        return dict(json.loads(path.read_text())["photos"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _descriptors(pycolmap, database: Path, names: list[str]) -> list[np.ndarray]:
+    """Each photo's SIFT descriptors [N, 128] (uint8), in the order of ``names``."""
+    db = pycolmap.Database.open(str(database))
+    try:
+        return [
+            np.asarray(db.read_descriptors(db.read_image_with_name(name).image_id).data) for name in names
+        ]
+    finally:
+        db.close()
+
+
+def visual_words(descriptors: list[np.ndarray], words: int | None = None, seed: int = 0) -> np.ndarray:
+    """[n, words] L2-normalized tf-idf histograms of each photo's descriptors over a vocabulary clustered
+    (k-means, 8 rounds; ``words``: VOCABULARY_WORDS) from a sample of all of them."""
+    words = words or VOCABULARY_WORDS
+    generator = torch.Generator().manual_seed(seed)
+    everything = torch.cat([torch.tensor(d, dtype=torch.float32) for d in descriptors if len(d)])
+    sample = everything[torch.randperm(len(everything), generator=generator)[: 32 * words]]
+    centres = sample[torch.randperm(len(sample), generator=generator)[:words]].clone()
+    for _ in range(8):
+        nearest = torch.cdist(sample, centres).argmin(1)
+        counts = torch.bincount(nearest, minlength=len(centres)).clamp_min(1)[:, None]
+        centres = torch.zeros_like(centres).index_add_(0, nearest, sample) / counts
+    histograms = torch.zeros(len(descriptors), len(centres))
+    for i, d in enumerate(descriptors):
+        if len(d):
+            found = torch.cdist(torch.tensor(d, dtype=torch.float32), centres).argmin(1)
+            histograms[i] = torch.bincount(found, minlength=len(centres)).float()
+    idf = torch.log(len(descriptors) / (1 + (histograms > 0).sum(0)))
+    weighted = histograms * idf.clamp_min(0)
+    return (weighted / weighted.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
+
+
+def choose_pairs(names: list[str], descriptors: list[np.ndarray]) -> list[tuple[str, str]]:
+    """The pairs to match (module docstring): every pair up to EXHAUSTIVE_UP_TO photos; beyond, each photo
+    with the next SEQUENTIAL_OVERLAP in file order (cyclically) and its RETRIEVAL_NEIGHBOURS most similar
+    by visual words. Each pair once, in file order."""
+    n = len(names)
+    if n <= EXHAUSTIVE_UP_TO:
+        chosen = {(i, j) for i in range(n) for j in range(i + 1, n)}
+    else:
+        chosen = {tuple(sorted((i, (i + k) % n))) for i in range(n) for k in range(1, SEQUENTIAL_OVERLAP + 1)}
+        words = visual_words(descriptors)
+        similarity = words @ words.T
+        np.fill_diagonal(similarity, -np.inf)
+        for i in range(n):
+            for j in np.argsort(-similarity[i])[:RETRIEVAL_NEIGHBOURS]:
+                chosen.add(tuple(sorted((i, int(j)))))
+    return [(names[i], names[j]) for i, j in sorted(chosen)]
+
+
+def _match(pycolmap, database: Path, work: Path, pairs: list[tuple[str, str]], update) -> None:
+    """Match and verify ``pairs`` in blocks of MATCH_BLOCK (pairs the database holds are skipped by
+    COLMAP), with the progress line saying how many are done and the time left."""
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.guided_matching = True  # more matches on weakly textured objects
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = 0  # with the mapper's seed: the same photos give the same model
+    started = time.perf_counter()
+    for first in range(0, len(pairs), MATCH_BLOCK):
+        block = pairs[first : first + MATCH_BLOCK]
+        listing = work / "pairs.txt"
+        write_text_atomic(listing, "".join(f"{a} {b}\n" for a, b in block))
+        pairing = pycolmap.ImportedPairingOptions()
+        pairing.match_list_path = str(listing)
+        pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing,
+                                   verification_options=verification, device=pycolmap.Device.cpu)  # fmt: skip
+        done = first + len(block)
+        left = (time.perf_counter() - started) / done * (len(pairs) - done)
+        update(f"{done}/{len(pairs)} pairs, {left:.0f} s left")
 
 
 def photos_changed(root: Path) -> str | None:

@@ -132,3 +132,15 @@ def test_bench_run_times_train_py_alone_and_contended(tmp_path):
     assert row["wall time s"]["alone"] > 0 and row["wall time s"]["contended"] > 0
     assert row["stage 1 step s"]["ratio"] > 0 and "stage 2 step s" in row
     assert "threads: auto" in result.stdout
+
+
+def test_bench_sfm_times_chosen_pairs_on_a_rendered_capture(tmp_path):
+    """32 photos: more than data.sfm.EXHAUSTIVE_UP_TO, so the chosen pairs are matched."""
+    pytest.importorskip("pycolmap")
+    out = tmp_path / "sfm.json"
+    result = script("scripts/bench_sfm.py", "--make", "32", "128", "--out", str(tmp_path / "capture"),
+                    "--json", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads(out.read_text())["results"][0]
+    assert row["photos"] == 32 and row["pairs"] == "chosen" and row["registered"] >= 30
+    assert int(row["matched"].split()[0]) < 32 * 31 // 2 and row["rotation_error_deg"] < 1.0

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
 pytest.importorskip("pycolmap")
 
+import data.sfm as sfm  # noqa: E402
 from data.cameras import pose_errors, similarity_from_centres  # noqa: E402
 from data.dataset import load_scene  # noqa: E402
 from data.errors import DatasetError  # noqa: E402
 from data.images import write_image  # noqa: E402
 from data.nerf_synthetic import load_nerf_synthetic  # noqa: E402
-from data.sfm import run_sfm  # noqa: E402
+from data.sfm import choose_pairs, run_sfm  # noqa: E402
 from recon.scenes.synthetic import SyntheticConfig  # noqa: E402
 from tests.capture import CaptureConfig, make_capture_scene  # noqa: E402
 
@@ -95,3 +98,40 @@ def test_noise_photos_do_not_register(tmp_path):
     with pytest.raises(DatasetError, match=r"registered \d+ of 6 images; take more photos"):
         run_sfm(tmp_path, progress=False)
     assert not (tmp_path / "sparse").exists() and not (tmp_path / "sfm").exists()  # nothing half-written
+
+
+def test_pairs_every_one_for_a_small_set_and_chosen_ones_beyond(monkeypatch):
+    """Up to EXHAUSTIVE_UP_TO photos every pair; beyond, the file-order neighbours (cyclically) and the
+    photos that share visual words, even far apart in file order; far fewer than every pair."""
+    rng = np.random.default_rng(0)
+    names = [f"{i:02d}.jpg" for i in range(12)]
+    assert len(choose_pairs(names, [np.zeros((0, 128), np.uint8)] * 12)) == 66
+    monkeypatch.setattr(sfm, "EXHAUSTIVE_UP_TO", 8)
+    monkeypatch.setattr(sfm, "SEQUENTIAL_OVERLAP", 2)
+    monkeypatch.setattr(sfm, "RETRIEVAL_NEIGHBOURS", 1)
+    monkeypatch.setattr(sfm, "VOCABULARY_WORDS", 128)
+    places = rng.integers(0, 256, (6, 40, 128))  # photo i and i + 6 see the same place: the same features
+    noise = rng.integers(-3, 4, (12, 40, 128))
+    descriptors = [np.clip(places[i % 6] + noise[i], 0, 255).astype(np.uint8) for i in range(12)]
+    pairs = choose_pairs(names, descriptors)
+    assert ("00.jpg", "01.jpg") in pairs and ("00.jpg", "02.jpg") in pairs and ("00.jpg", "11.jpg") in pairs
+    assert all((names[i], names[i + 6]) in pairs for i in range(6))  # found by their visual words
+    assert len(pairs) == len(set(pairs)) < 66 and all(a < b for a, b in pairs)
+
+
+def test_an_interrupted_sfm_continues_from_its_database(capture, tmp_path):
+    """The database (features, matches) stays while the photos do, so a second SfM skips what it holds;
+    another set of photos starts a new one."""
+    root, _, _ = capture
+    photos = tmp_path / "photos"
+    shutil.copytree(root / "photos" / "images", photos / "images")
+    run_sfm(photos, progress=False)
+    database = photos / "sfm" / "database.db"
+    kept = database.stat().st_ino
+    shutil.rmtree(photos / "sparse")  # as if stopped before the model was written
+    run_sfm(photos, progress=False)
+    assert database.stat().st_ino == kept and (photos / "sparse" / "0" / "images.bin").is_file()
+    first = sorted((photos / "images").iterdir())[0]
+    write_image(first, np.asarray(iio.imread(first))[:, :, :3] // 2 * 2)  # another photo of the same name
+    run_sfm(photos, progress=False)
+    assert database.stat().st_ino != kept
