@@ -30,6 +30,7 @@ from data.normalization import SceneTransform, from_cameras, from_masks, from_po
 from data.orientation import estimate_up
 from data.scene import SceneData, check_files, check_split
 from data.sfm import ensure_poses, image_folder
+from data.video import is_video, video_photos
 
 FORMATS = {  # name: (detect, load, whether the format needs a hold-out rule for its test split)
     "nerf_synthetic": (is_nerf_synthetic, load_nerf_synthetic, False),
@@ -54,6 +55,7 @@ def load_scene(
     sfm: str = "auto",
     progress: bool = True,
     mask_command: str = "",
+    video_frames: int = 60,
 ) -> SceneData:
     """Parse a dataset folder; ``format`` = "auto" (detected from its files) or a key of FORMATS.
 
@@ -61,9 +63,12 @@ def load_scene(
     NeRF-synthetic has its own split files. ``sfm`` (auto, force, off): a folder of photos without poses
     gets them by structure from motion first (:mod:`data.sfm`), written next to the images as a COLMAP
     model that the next run reuses; ``force`` redoes it. ``mask_command``: for such a folder, a command
-    that makes the missing masks (:func:`data.masks.make_masks`).
+    that makes the missing masks (:func:`data.masks.make_masks`). A video file is first turned into a
+    folder of its ``video_frames`` sharpest frames beside it (:mod:`data.video`).
     """
     root = Path(path).expanduser()
+    if is_video(root):
+        root = video_photos(root, video_frames, progress)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
     detected = next((name for name, (detect, _, _) in FORMATS.items() if detect(root)), None)

@@ -10,6 +10,7 @@ from data.dataset import FORMATS, load_scene
 from data.scene import SceneData
 from data.settings import Settings, require
 from data.sfm import SFM_MODES
+from data.video import VIDEO_SUFFIXES, photos_folder
 from recon.distributed import DistributedContext
 from recon.run_dir import RunDir
 from recon.scenes.synthetic import SyntheticConfig, make_synthetic_scene
@@ -22,7 +23,8 @@ class DatasetConfig(Settings):
     """Where the views come from."""
 
     path: str = ""
-    """A dataset folder (NeRF-synthetic, nerfstudio, COLMAP, LLFF); empty = the built-in synthetic scene."""
+    """A dataset folder (NeRF-synthetic, nerfstudio, COLMAP, LLFF, or photos), a video file (.mp4, .mov,
+    ...: its sharpest frames become photos), or empty: the built-in synthetic scene."""
     format: str = "auto"
     """auto, nerf_synthetic, nerfstudio, colmap or llff."""
     test_every: int = 8
@@ -38,6 +40,8 @@ class DatasetConfig(Settings):
     sfm: str = "auto"
     """Camera poses by structure from motion (pycolmap) for a folder of photos (DIR/images/ or DIR):
     auto (when the folder has no poses yet; written to DIR/sparse/0 and reused), force (redo) or off."""
+    video_frames: int = 60
+    """For a video: how many frames to keep (the sharpest of each of this many equal windows)."""
     mask_command: str = ""
     """For a folder of photos: a command that writes one image's mask, run for each image without one
     in DIR/masks/, with {image} and {mask} replaced by paths (e.g. "rembg i {image} {mask}"); empty: none
@@ -56,6 +60,7 @@ class DatasetConfig(Settings):
             f"auto or one of {', '.join(FORMATS)}",
         )
         require(self, "test_every", self.test_every >= 1, "an integer >= 1")
+        require(self, "video_frames", self.video_frames >= 3, "an integer >= 3")
         require(self, "downscale", self.downscale > 0, "a factor > 0")
         require(
             self, "max_side", self.max_side == 0 or self.max_side >= 16, "0 (no limit) or a size >= 16 pixels"
@@ -76,7 +81,10 @@ class DatasetConfig(Settings):
 
 def dataset_root(data: DatasetConfig, run_dir: Path) -> Path:
     """The folder of the run's dataset: ``dataset.path``, or the built-in scene's ``<run dir>/synthetic``."""
-    return Path(data.path).expanduser() if data.path else RunDir(run_dir).synthetic
+    if not data.path:
+        return RunDir(run_dir).synthetic
+    path = Path(data.path).expanduser()
+    return photos_folder(path) if path.suffix.lower() in VIDEO_SUFFIXES else path
 
 
 def build_scene(
@@ -89,10 +97,15 @@ def build_scene(
     sfm = sfm or data.sfm
     if data.path:  # rank 0 runs SfM when it is needed; the others then find its model
         if context.is_main:
-            scene = load_scene(data.path, data.format, data.test_every, sfm, mask_command=data.mask_command)
+            scene = load_scene(
+                data.path, data.format, data.test_every, sfm, mask_command=data.mask_command,
+                video_frames=data.video_frames,
+            )  # fmt: skip
         context.barrier()
         if not context.is_main:
-            scene = load_scene(data.path, data.format, data.test_every, "off", progress=False)
+            scene = load_scene(
+                data.path, data.format, data.test_every, "off", progress=False, video_frames=data.video_frames
+            )
         return scene
     folder = RunDir(run_dir).synthetic
     if context.is_main and not (folder / "transforms_train.json").is_file():

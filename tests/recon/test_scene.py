@@ -14,7 +14,7 @@ from recon.scenes.scene import DatasetConfig, build_scene
 def calls(monkeypatch):
     seen = []
 
-    def load_scene(path, format, test_every, sfm, progress=True, mask_command=""):  # noqa: A002
+    def load_scene(path, format, test_every, sfm, progress=True, mask_command="", video_frames=60):  # noqa: A002
         seen.append({"path": path, "sfm": sfm, "mask_command": mask_command})
         return "scene"
 
