@@ -22,7 +22,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from data.cameras import Camera, pose_errors, similarity_from_centres
 from data.dataset import load_scene
@@ -63,6 +65,12 @@ class CaptureConfig:
     table_radius: float = 3.0
     """In object radii."""
     table_texture: int = 1024
+    jpeg: bool = False
+    """Write the photos as a phone does: JPEG (quality 92) with EXIF (Make, Model, FocalLength,
+    FocalLengthIn35mmFilm, Orientation); else PNG without EXIF."""
+    portrait_every: int = 0
+    """Every n-th shot held upright (0: none): the camera rolled by 90 degrees, its pixels stored as the
+    sensor's (the same size) with EXIF Orientation 6, as phones store portrait shots."""
 
 
 def table_texture(resolution: int, generator: torch.Generator) -> torch.Tensor:
@@ -103,7 +111,10 @@ def capture_cameras(config: CaptureConfig, centre: torch.Tensor, radius: float, 
             ]
         )
         eye = centre + CAMERA_DISTANCE * radius * direction
-        c2w.append(torch.linalg.inv(look_at(eye, centre, (0, 0, 1))))
+        up = (0, 0, 1)
+        if config.portrait_every and view % config.portrait_every == config.portrait_every - 1:
+            up = tuple(float(v) for v in torch.linalg.cross(direction, torch.tensor([0.0, 0.0, 1.0])))
+        c2w.append(torch.linalg.inv(look_at(eye, centre, up)))
     size = config.scene.resolution
     focal = 0.5 * size / math.tan(math.radians(FOV_DEGREES) / 2)
     cameras = Camera(torch.stack(c2w), focal, focal, size / 2, size / 2, size, size)
@@ -116,6 +127,23 @@ def _shaded_table(table: GroundPlane, light: EnvironmentLight, points, view) -> 
     normal = table.normal.expand_as(points)
     rough, metal = torch.full_like(points[:, :1], 0.75), torch.zeros_like(points[:, :1])
     return light.shade(normal, view, albedo, rough, metal)
+
+
+def _write_phone_jpeg(path: Path, photo: np.ndarray, focal_pixels, orientation: int) -> None:
+    """A JPEG with a phone's EXIF: the 35 mm-equivalent focal length (by the diagonal, 43.27 mm) that
+    matches ``focal_pixels``; COLMAP takes it as its focal-length prior."""
+    exif = Image.Exif()
+    diagonal = math.hypot(photo.shape[0], photo.shape[1])
+    exif[0x010F], exif[0x0110], exif[0x0112] = (
+        "Capture",
+        "Phone-like",
+        orientation,
+    )  # Make, Model, Orientation
+    details = exif.get_ifd(0x8769)
+    details[0x920A] = 4.2  # FocalLength (mm) of a phone's main camera
+    details[0xA405] = round(43.27 * float(focal_pixels) / diagonal)  # FocalLengthIn35mmFilm
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(photo).save(path, quality=92, exif=exif.tobytes())
 
 
 def make_capture_scene(
@@ -158,8 +186,13 @@ def make_capture_scene(
             alpha = out.alpha.clamp(0, 1)
             straight = torch.where(alpha > 0, out.rgb / alpha.clamp_min(1e-6), out.rgb)
             cutouts.append(to_uint8(torch.cat((linear_to_srgb(straight), alpha), -1)[0]))
-    for view, photo in enumerate(photos):
-        write_image(photos_dir / "images" / f"view_{view:04d}.png", photo)
+    names = [f"view_{view:04d}.{'jpg' if config.jpeg else 'png'}" for view in range(len(cameras))]
+    for view, (name, photo) in enumerate(zip(names, photos, strict=True)):
+        if config.jpeg:
+            portrait = config.portrait_every and view % config.portrait_every == config.portrait_every - 1
+            _write_phone_jpeg(photos_dir / "images" / name, photo, cameras.fx[view], 6 if portrait else 1)
+        else:
+            write_image(photos_dir / "images" / name, photo)
     splits = holdout_splits(len(cameras), config.test_every)
     write_nerf_synthetic(truth_dir, cameras, cutouts, {k: v for k, v in splits.items() if v})
     write_obj(truth_dir / "gt_mesh.obj", mesh.vertices, mesh.faces)
@@ -167,9 +200,7 @@ def make_capture_scene(
     write_image(truth_dir / "table_albedo.png", to_uint8(linear_to_srgb(table.texture.detach())))
     table_meta = {"origin": floor.tolist(), "normal": [0.0, 0.0, 1.0], "radius": table.radius}
     write_text_atomic(truth_dir / "table.json", json.dumps(table_meta, indent=2))
-    write_text_atomic(
-        truth_dir / "photo_names.json", json.dumps([f"view_{view:04d}.png" for view in range(len(cameras))])
-    )
+    write_text_atomic(truth_dir / "photo_names.json", json.dumps(names))
     return cameras
 
 

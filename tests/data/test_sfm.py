@@ -13,9 +13,9 @@ pytest.importorskip("pycolmap")
 
 import data.sfm as sfm  # noqa: E402
 from data.cameras import pose_errors, similarity_from_centres  # noqa: E402
-from data.dataset import load_scene  # noqa: E402
+from data.dataset import MultiViewDataset, load_scene  # noqa: E402
 from data.errors import DatasetError  # noqa: E402
-from data.images import write_image  # noqa: E402
+from data.images import exif_orientation, write_image  # noqa: E402
 from data.nerf_synthetic import load_nerf_synthetic  # noqa: E402
 from data.sfm import choose_pairs, run_sfm  # noqa: E402
 from recon.scenes.synthetic import SyntheticConfig  # noqa: E402
@@ -135,3 +135,24 @@ def test_an_interrupted_sfm_continues_from_its_database(capture, tmp_path):
     write_image(first, np.asarray(iio.imread(first))[:, :, :3] // 2 * 2)  # another photo of the same name
     run_sfm(photos, progress=False)
     assert database.stat().st_ino != kept
+
+
+def test_phone_jpegs_with_portrait_shots_register_and_load(tmp_path, report):
+    """JPEGs with a phone's EXIF, every third shot held upright (the camera rolled by 90 degrees, its
+    pixels stored as the sensor's with Orientation 6): one size, so one camera; the pixels are used as
+    stored in SfM and in training alike, and the portrait shots are rolled cameras."""
+    config = CaptureConfig(
+        SyntheticConfig(resolution=192, light_resolution=32, mesh_resolution=64), views=16, jpeg=True,
+        portrait_every=3,
+    )  # fmt: skip
+    make_capture_scene(tmp_path / "photos", tmp_path / "truth", config)
+    photos = sorted((tmp_path / "photos" / "images").iterdir())
+    assert [exif_orientation(path) for path in photos[:3]] == [1, 1, 6]
+    scene = load_scene(tmp_path / "photos", progress=False)
+    truth = load_nerf_synthetic(tmp_path / "truth")
+    errors = pose_errors(scene.cameras, _truth_cameras(scene, truth))
+    error = errors["rotation_error_deg"]
+    report(f"SfM, 16 phone-like JPEGs (5 portrait) at 192^2: rotation error {error:.3f} deg")
+    assert len(scene.image_paths) == 16 and errors["rotation_error_deg"] < 1.0
+    dataset = MultiViewDataset(scene, "train", downscale=2)
+    assert tuple(dataset.rgba.shape[1:3]) == (96, 96)
