@@ -21,6 +21,7 @@ from data.colmap import is_colmap, load_colmap
 from data.distortion import undistort
 from data.errors import DatasetError, warn
 from data.ground import Plane, Region, fit_ground_plane, object_region, region_transform
+from data.heic import convert_heic
 from data.images import read_mask, read_rgba, read_rgba_reduced, resize_rgba, srgb_to_linear, warn_no_masks
 from data.llff import is_llff, load_llff
 from data.masks import make_masks
@@ -71,6 +72,8 @@ def load_scene(
         root = video_photos(root, video_frames, progress)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
+    if format in ("auto", "colmap"):
+        convert_heic(root)  # HEIC photos: a JPEG beside each, once
     detected = next((name for name, (detect, _, _) in FORMATS.items() if detect(root)), None)
     if format in ("auto", "colmap") and detected in (None, "colmap") and image_folder(root) is not None:
         ensure_poses(root, sfm, has_other_format=False, progress=progress)
