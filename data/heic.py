@@ -11,19 +11,16 @@ from PIL import Image
 
 from data.errors import DatasetError
 from data.files import atomic_path
+from data.sfm import image_folder, list_images
 
 HEIC_SUFFIXES = (".heic", ".heif")
 ORIENTATION = 0x0112
 
 
 def heic_photos(root: Path) -> list[Path]:
-    """The HEIC photos of ``root/images``, else of ``root``."""
-    for folder in (root / "images", root):
-        if folder.is_dir():
-            found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in HEIC_SUFFIXES)
-            if found:
-                return found
-    return []
+    """The HEIC photos of ``root/images``, else of ``root`` (the photos' layout: data.sfm.image_folder)."""
+    folder = image_folder(root, HEIC_SUFFIXES)
+    return [folder / name for name in list_images(folder, HEIC_SUFFIXES)] if folder else []
 
 
 def convert_heic(root: str | Path) -> int:

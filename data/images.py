@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -51,12 +53,24 @@ def resolve_image(path: Path) -> Path:
 def read_rgba(path: str | os.PathLike) -> np.ndarray:
     """Decode an 8- or 16-bit image into uint8 RGBA [H, W, 4] (alpha 255 when the file has none)."""
     path = Path(path)
-    try:
+    with _decoding(path):
         image = np.asarray(iio.imread(path, extension=path.suffix or None))
+    return _as_rgba(image, path)
+
+
+@contextlib.contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """A file that is missing or does not decode: one DatasetError naming it."""
+    try:
+        yield
     except FileNotFoundError:
         raise DatasetError(f"{path}: image not found") from None
     except Exception as error:  # noqa: BLE001 - any decoder failure is a bad file
         raise DatasetError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from None
+
+
+def _as_rgba(image: np.ndarray, path: Path) -> np.ndarray:
+    """A decoded 8- or 16-bit grey, grey + alpha, RGB or RGBA image as uint8 RGBA [H, W, 4]."""
     if image.dtype == np.uint16:
         image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -85,17 +99,11 @@ def read_rgba_reduced(
     if path.suffix.lower() not in JPEG_SUFFIXES:
         image = read_rgba(path)
         return image, (image.shape[1], image.shape[0])
-    try:
-        with Image.open(path) as file:
-            size = file.size
-            file.draft("RGB", at_least)
-            image = np.asarray(file.convert("RGB"))
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: image not found") from None
-    except Exception as error:  # noqa: BLE001 - any decoder failure is a bad file
-        raise DatasetError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from None
-    alpha = np.full_like(image[..., :1], 255)
-    return np.ascontiguousarray(np.concatenate([image, alpha], axis=2)), size
+    with _decoding(path), Image.open(path) as file:
+        size = file.size
+        file.draft("RGB", at_least)
+        image = np.asarray(file.convert("RGB"))
+    return _as_rgba(image, path), size
 
 
 def exif_orientation(path: str | os.PathLike) -> int | None:

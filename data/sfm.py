@@ -60,18 +60,22 @@ MATCH_BLOCK = 40
 """Pairs per matching call: the progress line (done, ETA) is updated after each block."""
 
 
-def image_folder(root: Path) -> Path | None:
-    """``root/images`` when it holds images, else ``root`` when it does, else None."""
+def image_folder(root: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Path | None:
+    """``root/images`` when it holds images (files ending in one of ``suffixes``), else ``root`` when it
+    does, else None."""
     for folder in (root / "images", root):
-        if folder.is_dir() and any(
-            p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if p.is_file()
-        ):
+        if folder.is_dir() and any(p.suffix.lower() in suffixes for p in folder.iterdir() if p.is_file()):
             return folder
     return None
 
 
-def list_images(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def list_images(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def _photo_sizes(folder: Path | None) -> dict[str, int]:
+    """The photos of ``folder`` by name, with their size in bytes: what the records below compare."""
+    return {name: (folder / name).stat().st_size for name in list_images(folder)} if folder else {}
 
 
 def needs_sfm(root: Path, mode: str, has_other_format: bool) -> bool:
@@ -141,7 +145,7 @@ def run_sfm(root: str | os.PathLike, progress: bool = True, max_image_size: int 
     names = list_images(folder)
     _check_images(folder, names)
     work = root / "sfm"
-    photos = {name: (folder / name).stat().st_size for name in names}
+    photos = _photo_sizes(folder)
     try:
         if _recorded(work / DATABASE_RECORD) != photos:  # another set of photos: a new database
             shutil.rmtree(work, ignore_errors=True)
@@ -295,14 +299,10 @@ def photos_changed(root: Path) -> str | None:
     """How the photos differ from those SfM made ``root``'s model from (added, removed or replaced ones,
     by name and file size, as recorded in ``sfm/photos.json``); None when they do not, or when the model
     was not made here (no record)."""
-    record, folder = root / "sfm" / PHOTOS_RECORD, image_folder(root)
-    if not record.is_file() or find_model(root) is None:
+    made = _recorded(root / "sfm" / PHOTOS_RECORD)
+    if made is None or find_model(root) is None:
         return None
-    try:
-        made = dict(json.loads(record.read_text())["photos"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    now = {name: (folder / name).stat().st_size for name in list_images(folder)} if folder else {}
+    now = _photo_sizes(image_folder(root))
     groups = {
         "added": sorted(set(now) - set(made)),
         "removed": sorted(set(made) - set(now)),

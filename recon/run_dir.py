@@ -21,8 +21,10 @@ to find it (:meth:`RunDir.settings` gives the configuration as plain values, as 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 
 import yaml
@@ -96,22 +98,39 @@ class RunDir:
         return record
 
     def settings(self) -> DictConfig:
-        """config.yaml with the keys its resumes changed (run.json), as plain values; the run's typed
-        configuration is ``recon.run_folder.load_config``."""
+        """config.yaml with the keys its resumes changed (run.json), as plain values."""
         path = self.config_file
         if not path.is_file():
             raise RunFolderError(f"{path}: not a run folder (no {CONFIG_FILE})")
-        try:
+        with self._readable():
             settings = OmegaConf.load(path)
             for resume in self.record().get("resumes", []):
                 for key, (_, value) in resume.get("changed", {}).items():
                     OmegaConf.update(settings, key, value, merge=False)
-        except (OmegaConfBaseException, yaml.YAMLError, ValueError, TypeError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise RunFolderError(f"{path}: not a configuration this version reads ({reason})") from None
         if not isinstance(settings, DictConfig):
             raise RunFolderError(f"{path}: not a configuration this version reads (not a mapping)")
         return settings
+
+    def typed(self, schema: type, key: str = ""):
+        """The :meth:`settings` at ``key`` (dotted; "" the whole) as ``schema``: a structured-config
+        dataclass (e.g. ``Config``, ``DatasetConfig``) or a plain type (``int``)."""
+        settings = self.settings()
+        with self._readable():
+            value = OmegaConf.select(settings, key) if key else settings
+            if not is_dataclass(schema):
+                return schema(value)
+            return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), value or {}))
+
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        """config.yaml that this version cannot read (YAML, keys, types): one RunFolderError naming it."""
+        try:
+            yield
+        except (OmegaConfBaseException, yaml.YAMLError, ValueError, TypeError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise RunFolderError(
+                f"{self.config_file}: not a configuration this version reads ({reason})"
+            ) from None
 
     def save_transform(self, transform: SceneTransform) -> None:
         """scene_transform.json: the normalization of the dataset's world, and its up axis."""

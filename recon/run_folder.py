@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from torch.utils.tensorboard import SummaryWriter
 
 from data.files import write_text_atomic
@@ -171,12 +170,7 @@ def check_dataset(run_dir: Path, fingerprint: dict) -> None:
 
 def load_config(run_dir: Path) -> Config:
     """The run's typed configuration as it stands: config.yaml with the keys its resumes changed."""
-    path = RunDir(run_dir).config_file
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), RunDir(run_dir).settings()))
-    except (OmegaConfBaseException, ValueError, TypeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RunFolderError(f"{path}: not a configuration this version reads ({reason})") from None
+    return RunDir(run_dir).typed(Config)
 
 
 class _Tee:

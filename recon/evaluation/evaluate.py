@@ -13,8 +13,6 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from torch.utils.tensorboard import SummaryWriter
 
 from data.dataset import MultiViewDataset
@@ -50,16 +48,8 @@ class RunSettings:
 
     @classmethod
     def of(cls, run_dir: Path) -> RunSettings:
-        settings = RunDir(run_dir).settings()
-        try:
-            merged = OmegaConf.merge(OmegaConf.structured(DatasetConfig), settings.get("dataset", {}))
-            dataset = OmegaConf.to_object(merged)
-            resolution = int(OmegaConf.select(settings, "model.light.resolution"))
-        except (OmegaConfBaseException, ValueError, TypeError) as error:
-            reason = str(error).strip().splitlines()[0]
-            raise RunFolderError(f"{RunDir(run_dir).config_file}: not a configuration this version reads "
-                                 f"({reason})") from None  # fmt: skip
-        return cls(dataset, resolution)
+        layout = RunDir(run_dir)
+        return cls(layout.typed(DatasetConfig, "dataset"), layout.typed(int, "model.light.resolution"))
 
 
 def reference_mesh(data: DatasetConfig, run_dir: Path) -> Path | None:
